@@ -1,0 +1,1 @@
+"""YAML presets per backend, shipped as package data."""

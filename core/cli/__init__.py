@@ -1,0 +1,1 @@
+"""The ``tts-host`` command line: one module per command family."""

@@ -1,0 +1,1 @@
+"""Built-in backends, each a plugin registered through the ``tts_host`` entry-point group."""

@@ -1,0 +1,1 @@
+"""The voice library: a verified, crash-safe, content-addressed speaker registry."""
