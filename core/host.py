@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "tts_host"
 PLUGINS_ENV = "TTS_HOST_PLUGINS"
 STRICT_ENV = "TTS_HOST_STRICT_PLUGINS"
+BUILTIN_DISTRIBUTION = "tts-host"
 
 # Registration hook -> component kind it registers ("backend" for backends).
 REGISTRATION_HOOKS: dict[str, str] = {
@@ -94,6 +95,12 @@ def _flat(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _load_order(ep: EntryPoint) -> tuple[bool, str]:
+    """Built-in plugins (shipped by tts-host itself) load first, so their names win a clash."""
+    dist = getattr(ep, "dist", None)
+    return (dist is None or dist.metadata["Name"] != BUILTIN_DISTRIBUTION, ep.name)
+
+
 def _selection_from_env() -> set[str] | None:
     raw = os.environ.get(PLUGINS_ENV)
     if raw is None:
@@ -132,7 +139,7 @@ class PluginHost:
         source = self._entry_points
         if source is None:
             source = entry_points(group=ENTRY_POINT_GROUP)
-        for ep in sorted(source, key=lambda e: e.name):
+        for ep in sorted(source, key=_load_order):
             if self._selection is not None and ep.name not in self._selection:
                 continue
             dist = getattr(ep, "dist", None)

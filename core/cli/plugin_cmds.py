@@ -6,9 +6,7 @@ import json
 
 import click
 
-from tts_host.host import get_host
-
-BUILTIN_DISTRIBUTION = "tts-host"
+from tts_host.host import BUILTIN_DISTRIBUTION, get_host
 
 
 def _plugin_rows(include_builtin: bool) -> list[dict]:
