@@ -11,3 +11,15 @@ class PluginError(TTSHostError):
 
 class CompositionError(TTSHostError):
     """Two components of a composition do not fit together."""
+
+
+class ValidationError(TTSHostError):
+    """A model file failed a check: names the file, what was expected and what was found."""
+
+    def __init__(self, file: str, expected: object, actual: object, *, subject: str = "") -> None:
+        self.file = file
+        self.expected = expected
+        self.actual = actual
+        self.subject = subject
+        where = f"{subject}: " if subject else ""
+        super().__init__(f"{where}{file}: expected {expected}, actual {actual}")
