@@ -1,0 +1,209 @@
+"""Llasa base folders: build one offline from a preset, and validate one before use.
+
+A Llasa base is a folder with two Hugging Face folders inside:
+
+- ``model/``: the causal LM (``config.json``, ``*.safetensors``, ``generation_config.json``) and its
+  tokenizer (``tokenizer.json``, ``tokenizer_config.json``, ``chat_template.jinja``);
+- ``codec/``: the X-Codec-2.0 model (``config.json``, ``model.safetensors``, ``preprocessor_config.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tts_host.plugins.llasa.codec import SAMPLE_RATE, codebook_size, read_codec_config
+from tts_host.plugins.llasa.layout import LlasaBaseError, SpeechLayout
+from tts_host.plugins.llasa.presets import load_preset
+
+MODEL_DIR = "model"
+CODEC_DIR = "codec"
+
+
+@dataclass(frozen=True)
+class BaseInfo:
+    """What validation learned about a base."""
+
+    model_dir: Path
+    codec_dir: Path
+    layout: SpeechLayout
+    codebook_size: int
+    hop_length: int
+    vocab_size: int
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' progress bars and info logging (tts-host shows its own progress)."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+def generation_defaults(preset: dict[str, Any]) -> dict[str, Any]:
+    """The sampling defaults of a preset (the model card's), as generation-config fields."""
+    gen = preset.get("generation", {})
+    return {
+        "do_sample": True,
+        "temperature": float(gen.get("temperature", 0.8)),
+        "top_p": float(gen.get("top_p", 1.0)),
+        "top_k": int(gen.get("top_k", 50)),
+        "repetition_penalty": float(gen.get("repetition_penalty", 1.0)),
+        "max_length": int(gen.get("max_length", 2048)),
+    }
+
+
+def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
+    """Build a random Llasa base (LM, tokenizer, codec) from ``preset`` into ``out_dir``; returns it.
+
+    The folder appears complete or not at all: it is written beside its destination and renamed.
+    """
+    import torch
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        Xcodec2Config,
+        Xcodec2FeatureExtractor,
+        Xcodec2Model,
+    )
+
+    from tts_host.plugins.llasa.tokenizer import END_OF_TURN, build_tokenizer
+
+    settings = load_preset(preset)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise LlasaBaseError(f"output folder {out_dir} exists and is not empty")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)
+    quiet_transformers()
+    try:
+        torch.manual_seed(seed)
+        codec_config = Xcodec2Config(**settings["codec"])
+        codes = int(math.prod(codec_config.quantization_levels))
+        Xcodec2Model(codec_config).save_pretrained(staging / CODEC_DIR)
+        Xcodec2FeatureExtractor(sampling_rate=SAMPLE_RATE, hop_length=codec_config.hop_length).save_pretrained(
+            staging / CODEC_DIR)
+
+        tokenizer = build_tokenizer(codes, bpe_vocab_size=int(settings["tokenizer"]["bpe_vocab_size"]))
+        layout = SpeechLayout.from_tokenizer(tokenizer)
+        lm_config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.convert_tokens_to_ids(END_OF_TURN),
+            pad_token_id=tokenizer.pad_token_id,
+            **settings["lm"],
+        )
+        model = LlamaForCausalLM(lm_config)
+        model.generation_config = GenerationConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=layout.speech_end_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **generation_defaults(settings),
+        )
+        model.save_pretrained(staging / MODEL_DIR)
+        tokenizer.save_pretrained(staging / MODEL_DIR)
+        validate_base(staging)
+        if out_dir.exists():
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _safetensors_files(model_dir: Path, what: str) -> list[Path]:
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        found = f"; found {', '.join(pickles)}" if pickles else ""
+        raise LlasaBaseError(f"{what} {model_dir}: no .safetensors weights (only safetensors are accepted{found})")
+    return files
+
+
+def check_lm_weights(model_dir: Path, config: Any, *, finite: bool = True) -> None:
+    """Check the LM's safetensors against its config: exact keys and shapes, and (optionally) finite values."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+    found: dict[str, tuple[int, ...]] = {}
+    for file in _safetensors_files(model_dir, "model folder"):
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():
+                found[key] = tuple(handle.get_slice(key).get_shape())
+                if finite and not torch.isfinite(handle.get_tensor(key)).all():
+                    raise LlasaBaseError(f"{file}: tensor {key} has non-finite values (NaN or inf)")
+    unexpected = sorted(set(found) - set(expected))
+    if unexpected:
+        raise LlasaBaseError(f"{model_dir}: unexpected weight(s) {', '.join(unexpected[:3])} for {config.model_type}")
+    missing = sorted(set(expected) - set(found) - tied)
+    if missing:
+        raise LlasaBaseError(f"{model_dir}: missing weight(s) {', '.join(missing[:3])}"
+                             + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+    for key, shape in found.items():
+        if shape != expected[key]:
+            raise LlasaBaseError(f"{model_dir}: weight {key} has shape {list(shape)}, expected {list(expected[key])} "
+                                 f"from config.json")
+
+
+def validate_model_dir(model_dir: Path, codec_dir: Path, *, weights: bool = True) -> BaseInfo:
+    """Validate an LM folder (tokenizer + weights) against a codec folder; returns what it learned."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_dir, codec_dir = Path(model_dir), Path(codec_dir)
+    if not (model_dir / "config.json").is_file():
+        raise LlasaBaseError(f"model folder {model_dir}: no config.json")
+    codec_config = read_codec_config(codec_dir)
+    codes = codebook_size(codec_config)
+    if not (model_dir / "tokenizer.json").is_file():
+        raise LlasaBaseError(f"model folder {model_dir}: no tokenizer.json")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    source = f"tokenizer {model_dir / 'tokenizer.json'}"
+    layout = SpeechLayout.from_tokenizer(tokenizer, source=source)
+    layout.check_codebook(codes, source=source, codec_source=str(codec_dir / "config.json"))
+    config = AutoConfig.from_pretrained(model_dir)
+    if config.vocab_size < len(tokenizer):
+        raise LlasaBaseError(f"model config {model_dir / 'config.json'}: vocab_size {config.vocab_size} is smaller "
+                             f"than the tokenizer's {len(tokenizer)} tokens")
+    if weights:
+        check_lm_weights(model_dir, config)
+    hop = int(math.prod(codec_config.get("downsampling_ratios", [2, 2, 4, 4, 5])))
+    return BaseInfo(model_dir, codec_dir, layout, codes, hop, int(config.vocab_size))
+
+
+def validate_base(base_dir: Path, *, weights: bool = True) -> BaseInfo:
+    """Validate a base folder (``model/`` + ``codec/``); raise :class:`LlasaBaseError` naming what is wrong."""
+    base_dir = Path(base_dir)
+    for sub in (MODEL_DIR, CODEC_DIR):
+        if not (base_dir / sub).is_dir():
+            raise LlasaBaseError(f"llasa base {base_dir}: no {sub}/ folder")
+    _safetensors_files(base_dir / CODEC_DIR, "codec folder")
+    return validate_model_dir(base_dir / MODEL_DIR, base_dir / CODEC_DIR, weights=weights)
+
+
+def base_summary(info: BaseInfo) -> dict[str, Any]:
+    """A JSON-able description of a validated base (for listings and manifests)."""
+    return {
+        "codebook_size": info.codebook_size,
+        "speech_offset": info.layout.speech_offset,
+        "vocab_size": info.vocab_size,
+        "hop_length": info.hop_length,
+        "sample_rate": SAMPLE_RATE,
+    }
+
+
+def describe(base_dir: Path) -> str:
+    """One line describing a base folder."""
+    return json.dumps(base_summary(validate_base(base_dir, weights=False)))
