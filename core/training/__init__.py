@@ -1,0 +1,1 @@
+"""Training-loop utilities shared by backends: seeding, resumable state, logging, replay, evaluation."""
