@@ -1,0 +1,62 @@
+"""Fixtures for the voice library's tests: a host with the toy backend, a library, a base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from library_backend import PRESETS, ToyPlugin, write_model
+from tts_host.host import PluginHost
+from tts_host.speakers import Library
+
+
+def toy_host() -> PluginHost:
+    """A fresh host that knows only the toy backend."""
+    host = PluginHost(entry_points_source=[], selection=None, strict=True)
+    host.add_plugin(ToyPlugin(), "toy")
+    return host.load()
+
+
+@pytest.fixture
+def lib(tts_home: Path):
+    """A library in this test's own home, with the toy backend."""
+    library = Library(tts_home, host=toy_host())
+    yield library
+    library.close()
+
+
+@pytest.fixture
+def base_folder(tmp_path: Path) -> Path:
+    """A tiny toy base model folder."""
+    return write_model(tmp_path / "toy-base", PRESETS["tiny"], seed=0)
+
+
+@pytest.fixture
+def base(lib: Library, base_folder: Path):
+    """The tiny base, added to the library."""
+    return lib.add_base("toy", base_folder, "tiny")
+
+
+def flip_byte(path: Path, offset: int = -1) -> None:
+    """Flip one byte of a (read-only) file in place, as bit rot would."""
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    path.chmod(0o444)
+
+
+def truncate(path: Path, keep: int) -> None:
+    """Cut a (read-only) file short."""
+    path.chmod(0o644)
+    with open(path, "r+b") as handle:
+        handle.truncate(keep)
+    path.chmod(0o444)
+
+
+def embedding(seed: int, dim: int = 8) -> dict[str, np.ndarray]:
+    """Conditioning arrays for a voice added without a reference clip."""
+    rng = np.random.default_rng(seed)
+    return {"speaker_embedding": rng.standard_normal(dim).astype(np.float32)}
