@@ -1,0 +1,96 @@
+"""Run processing jobs across CPU cores with a rich progress bar measured in seconds of audio."""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+from tts_host.data.ingest import SourceItem
+from tts_host.data.pipeline import Job, JobResult, process
+from tts_host.data.settings import DataSettings
+
+_progress_queue: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _progress_queue
+    _progress_queue = queue
+
+
+def _report(seconds: float) -> None:
+    if _progress_queue is not None and seconds > 0:
+        _progress_queue.put(seconds)
+
+
+def _work(job: Job) -> JobResult:
+    return process(job, _report)
+
+
+def _header_seconds(item: SourceItem) -> float:
+    import soundfile
+
+    try:
+        return float(soundfile.info(str(item.audio)).duration)
+    except Exception:
+        return 0.0
+
+
+def run_jobs(jobs: list[tuple[str, str, SourceItem]], speaker: str, wav_dir: Path, settings: DataSettings, *,
+             workers: int | None = None, progress: bool = False) -> dict[str, JobResult]:
+    """Process ``(key, clip id, item)`` jobs; returns results by key. One process per core by default."""
+    if not jobs:
+        return {}
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    tasks = {key: Job(item, clip_id, speaker, wav_dir, settings) for key, clip_id, item in jobs}
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    bar = _progress_bar(sum(_header_seconds(item) for _, _, item in jobs)) if progress else None
+    with bar or nullcontext():
+        advance: Callable[[float], None] = (lambda seconds: bar.advance(bar.task_ids[0], seconds)) if bar else (
+            lambda seconds: None)
+        if workers == 1:
+            return {key: process(job, advance) for key, job in tasks.items()}
+        return _run_parallel(tasks, workers, advance)
+
+
+def _run_parallel(tasks: dict[str, Job], workers: int, advance: Callable[[float], None]) -> dict[str, JobResult]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from queue import Empty
+
+    # fork: workers inherit the loaded modules and never re-import the caller's __main__
+    # (a script without a __main__ guard, or code read from stdin, works as is).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    queue = context.Queue()
+    results: dict[str, JobResult] = {}
+
+    def drain() -> None:
+        while True:
+            try:
+                advance(queue.get_nowait())
+            except Empty:
+                return
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(queue,)) as pool:
+        futures = {pool.submit(_work, job): key for key, job in tasks.items()}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            drain()
+            for future in done:
+                results[futures[future]] = future.result()
+    drain()
+    return results
+
+
+def _progress_bar(total_seconds: float):
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[bold]preparing"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s audio"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+    bar.add_task("prepare", total=max(total_seconds, 1e-9))
+    return bar
