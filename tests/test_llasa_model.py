@@ -39,10 +39,10 @@ def test_llama3_numbering_is_reproduced_for_a_llama3_sized_vocabulary():
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda v: v.pop("<|SPEECH_GENERATION_END|>"), "missing Llasa marker token(s) <|SPEECH_GENERATION_END|>"),
-        (lambda v: [v.pop(speech_token(c)) for c in range(4)], "no speech tokens"),
-        (lambda v: v.pop(speech_token(2)), "<|s_2|> is missing"),
-        (lambda v: v.__setitem__(speech_token(3), 9999), "<|s_3|> has id 9999"),
+        (lambda v: v.pop("<|SPEECH_GENERATION_END|>"), "actual missing <|SPEECH_GENERATION_END|>"),
+        (lambda v: [v.pop(speech_token(c)) for c in range(4)], "actual no speech tokens"),
+        (lambda v: v.pop(speech_token(2)), "actual <|s_2|> is missing"),
+        (lambda v: v.__setitem__(speech_token(3), 9999), "expected <|s_3|> at id 12 (consecutive ids), actual <|s_3|> has id 9999"),
     ],
 )
 def test_bad_vocabularies_are_refused_in_one_line(damage, message):
@@ -107,8 +107,9 @@ def test_codebook_mismatch_names_both_files(tiny_base: Path, tmp_path: Path):
     with pytest.raises(ValidationError) as info:
         validate_base(base)
     message = str(info.value)
-    assert "tokenizer.json has 128 speech tokens" in message and "codebook of 256 codes" in message
-    assert str(config_path) in message
+    assert message.startswith(str(base / "model" / "tokenizer.json"))
+    assert f"expected 256 speech tokens (the codebook size of the codec, {config_path})" in message
+    assert "actual 128 speech tokens (<|s_0|>..<|s_127|>)" in message
 
 
 def test_tokenizer_without_speech_tokens_is_refused(tiny_base: Path, tmp_path: Path):
@@ -119,7 +120,7 @@ def test_tokenizer_without_speech_tokens_is_refused(tiny_base: Path, tmp_path: P
     data = json.loads(tokenizer_path.read_text())
     data["added_tokens"] = [t for t in data["added_tokens"] if not t["content"].startswith("<|s_")]
     tokenizer_path.write_text(json.dumps(data))
-    with pytest.raises(ValidationError, match=r"tokenizer .*tokenizer.json: no speech tokens"):
+    with pytest.raises(ValidationError, match=r"model/tokenizer.json: expected speech tokens .* actual no speech tokens"):
         validate_base(base)
 
 
@@ -133,8 +134,8 @@ def test_pickled_weights_and_wrong_shapes_are_refused(tiny_base: Path, tmp_path:
     tensors = load_file(weights)
     tensors["model.norm.weight"] = tensors["model.norm.weight"][:10].clone()
     save_file(tensors, weights)
-    with pytest.raises(ValidationError, match=r"weight model.norm.weight has shape \[10\], expected \[64\]"):
+    with pytest.raises(ValidationError, match=r"expected model.norm.weight of shape \[64\] \(from config.json\), actual shape \[10\]"):
         validate_base(base)
     weights.rename(weights.with_name("pytorch_model.bin"))
-    with pytest.raises(ValidationError, match=r"no .safetensors weights .*found pytorch_model.bin"):
+    with pytest.raises(ValidationError, match=r"actual none; found pytorch_model.bin"):
         validate_base(base)

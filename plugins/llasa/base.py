@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa.codec import SAMPLE_RATE, codebook_size, read_codec_config
 from tts_host.plugins.llasa.layout import LlasaBaseError, SpeechLayout
 from tts_host.plugins.llasa.presets import load_preset
@@ -78,7 +79,7 @@ def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
     settings = load_preset(preset)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise LlasaBaseError(f"output folder {out_dir} exists and is not empty")
+        raise TTSHostError(f"output folder {out_dir} exists and is not empty")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     staging.chmod(0o755)
@@ -124,7 +125,8 @@ def _safetensors_files(model_dir: Path, what: str) -> list[Path]:
     if not files:
         pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
         found = f"; found {', '.join(pickles)}" if pickles else ""
-        raise LlasaBaseError(f"{what} {model_dir}: no .safetensors weights (only safetensors are accepted{found})")
+        raise LlasaBaseError(str(model_dir), f"{what} weights as .safetensors (only safetensors are accepted)",
+                             f"none{found}")
     return files
 
 
@@ -144,18 +146,20 @@ def check_lm_weights(model_dir: Path, config: Any, *, finite: bool = True) -> No
             for key in handle.keys():
                 found[key] = tuple(handle.get_slice(key).get_shape())
                 if finite and not torch.isfinite(handle.get_tensor(key)).all():
-                    raise LlasaBaseError(f"{file}: tensor {key} has non-finite values (NaN or inf)")
+                    raise LlasaBaseError(str(file), f"finite values in {key}", "NaN or inf")
     unexpected = sorted(set(found) - set(expected))
     if unexpected:
-        raise LlasaBaseError(f"{model_dir}: unexpected weight(s) {', '.join(unexpected[:3])} for {config.model_type}")
+        raise LlasaBaseError(str(model_dir), f"the weights of a {config.model_type} model",
+                             f"unexpected weight(s) {', '.join(unexpected[:3])}")
     missing = sorted(set(expected) - set(found) - tied)
     if missing:
-        raise LlasaBaseError(f"{model_dir}: missing weight(s) {', '.join(missing[:3])}"
-                             + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise LlasaBaseError(str(model_dir), f"the weights of a {config.model_type} model",
+                             f"missing weight(s) {', '.join(missing[:3])}{more}")
     for key, shape in found.items():
         if shape != expected[key]:
-            raise LlasaBaseError(f"{model_dir}: weight {key} has shape {list(shape)}, expected {list(expected[key])} "
-                                 f"from config.json")
+            raise LlasaBaseError(str(model_dir), f"{key} of shape {list(expected[key])} (from config.json)",
+                                 f"shape {list(shape)}")
 
 
 def validate_model_dir(model_dir: Path, codec_dir: Path, *, weights: bool = True) -> BaseInfo:
@@ -164,19 +168,19 @@ def validate_model_dir(model_dir: Path, codec_dir: Path, *, weights: bool = True
 
     model_dir, codec_dir = Path(model_dir), Path(codec_dir)
     if not (model_dir / "config.json").is_file():
-        raise LlasaBaseError(f"model folder {model_dir}: no config.json")
+        raise LlasaBaseError(str(model_dir / "config.json"), "a model config", "missing")
     codec_config = read_codec_config(codec_dir)
     codes = codebook_size(codec_config)
     if not (model_dir / "tokenizer.json").is_file():
-        raise LlasaBaseError(f"model folder {model_dir}: no tokenizer.json")
+        raise LlasaBaseError(str(model_dir / "tokenizer.json"), "the Llasa tokenizer", "missing")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    source = f"tokenizer {model_dir / 'tokenizer.json'}"
+    source = str(model_dir / "tokenizer.json")
     layout = SpeechLayout.from_tokenizer(tokenizer, source=source)
     layout.check_codebook(codes, source=source, codec_source=str(codec_dir / "config.json"))
     config = AutoConfig.from_pretrained(model_dir)
     if config.vocab_size < len(tokenizer):
-        raise LlasaBaseError(f"model config {model_dir / 'config.json'}: vocab_size {config.vocab_size} is smaller "
-                             f"than the tokenizer's {len(tokenizer)} tokens")
+        raise LlasaBaseError(str(model_dir / "config.json"), f"vocab_size >= {len(tokenizer)} (the tokenizer's size)",
+                             f"vocab_size {config.vocab_size}")
     if weights:
         check_lm_weights(model_dir, config)
     hop = int(math.prod(codec_config.get("downsampling_ratios", [2, 2, 4, 4, 5])))
@@ -188,7 +192,7 @@ def validate_base(base_dir: Path, *, weights: bool = True) -> BaseInfo:
     base_dir = Path(base_dir)
     for sub in (MODEL_DIR, CODEC_DIR):
         if not (base_dir / sub).is_dir():
-            raise LlasaBaseError(f"llasa base {base_dir}: no {sub}/ folder")
+            raise LlasaBaseError(str(base_dir / sub), f"the {sub}/ folder of a Llasa base", "missing")
     _safetensors_files(base_dir / CODEC_DIR, "codec folder")
     return validate_model_dir(base_dir / MODEL_DIR, base_dir / CODEC_DIR, weights=weights)
 
@@ -207,3 +211,35 @@ def base_summary(info: BaseInfo) -> dict[str, Any]:
 def describe(base_dir: Path) -> str:
     """One line describing a base folder."""
     return json.dumps(base_summary(validate_base(base_dir, weights=False)))
+
+
+def assemble_base(model_dir: Path, codec_dir: Path, out_dir: Path) -> Path:
+    """Copy a published LM folder and an X-Codec-2.0 folder into one base folder, validated first.
+
+    Only the files a base needs are copied (config, safetensors, tokenizer, codec files);
+    pickled weights are never read.
+    """
+    model_dir, codec_dir, out_dir = Path(model_dir), Path(codec_dir), Path(out_dir)
+    for folder, what in ((model_dir, "model"), (codec_dir, "codec")):
+        if not folder.is_dir():
+            raise TTSHostError(f"{what} folder {folder} does not exist or is not a folder")
+    if (model_dir / "adapter_config.json").exists():
+        raise LlasaBaseError(str(model_dir / "adapter_config.json"), "a full model folder (merge the adapter first)",
+                             "a LoRA adapter folder")
+    weights = _safetensors_files(model_dir, "model folder")
+    if len(weights) != 1 or weights[0].name != "model.safetensors":
+        raise LlasaBaseError(str(model_dir), "one model.safetensors file",
+                             ", ".join(p.name for p in weights) + " (merge the shards into model.safetensors)")
+    validate_model_dir(model_dir, codec_dir, weights=False)
+    wanted = {
+        MODEL_DIR: (model_dir, ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
+                                "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")),
+        CODEC_DIR: (codec_dir, ("config.json", "model.safetensors", "preprocessor_config.json")),
+    }
+    out_dir.mkdir(parents=True, exist_ok=False)
+    for sub, (source, names) in wanted.items():
+        (out_dir / sub).mkdir()
+        for name in names:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, out_dir / sub / name)
+    return out_dir

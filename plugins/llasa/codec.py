@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa.layout import LlasaBaseError
 
 SAMPLE_RATE = 16000
@@ -18,15 +19,15 @@ def read_codec_config(codec_dir: Path) -> dict[str, Any]:
     """The codec's ``config.json``, checked to be an X-Codec-2.0 config stored with safetensors."""
     config_path = codec_dir / "config.json"
     if not config_path.is_file():
-        raise LlasaBaseError(f"codec folder {codec_dir}: no config.json")
+        raise LlasaBaseError(str(config_path), "an X-Codec-2.0 config.json", "missing")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise LlasaBaseError(f"codec config {config_path}: not valid JSON ({exc})") from exc
+        raise LlasaBaseError(str(config_path), "a JSON config", f"unreadable ({exc})") from exc
     if config.get("model_type") != "xcodec2":
-        raise LlasaBaseError(f"codec config {config_path}: model_type is {config.get('model_type')!r}, expected 'xcodec2'")
+        raise LlasaBaseError(str(config_path), "model_type 'xcodec2'", f"model_type {config.get('model_type')!r}")
     if not list(codec_dir.glob("*.safetensors")):
-        raise LlasaBaseError(f"codec folder {codec_dir}: no .safetensors weights (only safetensors are accepted)")
+        raise LlasaBaseError(str(codec_dir), ".safetensors weights (only safetensors are accepted)", "none")
     return config
 
 
@@ -70,8 +71,8 @@ class XcodecCodec:
         if values.size == 0:
             return np.zeros(0, dtype=np.float32)
         if values.min() < 0 or values.max() >= self.codebook_size:
-            raise LlasaBaseError(f"codes out of range for codec {self.path}: {values.min()}..{values.max()} "
-                                 f"(codebook of {self.codebook_size})")
+            raise TTSHostError(f"codes {values.min()}..{values.max()} are out of range for codec {self.path} "
+                               f"(codebook of {self.codebook_size})")
         tensor = torch.as_tensor(values, device=self.device).view(1, 1, -1)
         with torch.inference_mode():
             audio = self.model.decode(audio_codes=tensor).audio_values

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from tts_host.errors import TTSHostError, ValidationError
+from tts_host.errors import ValidationError
 
 TEXT_GENERATION_START = "<|TEXT_GENERATION_START|>"
 TEXT_GENERATION_END = "<|TEXT_GENERATION_END|>"
@@ -37,11 +37,7 @@ SPEECH_TOKEN_PATTERN = re.compile(r"<\|s_(\d+)\|>")
 
 
 class LlasaBaseError(ValidationError):
-    """A Llasa model, tokenizer or codec folder that cannot be used as it is (one line naming the file)."""
-
-    def __init__(self, message: str, *, file: str = "", expected: object = None, actual: object = None) -> None:
-        TTSHostError.__init__(self, message)
-        self.file, self.expected, self.actual, self.subject = file, expected, actual, ""
+    """A Llasa model, tokenizer or codec file that cannot be used: names the file, expected and actual."""
 
 
 def speech_token(code: int) -> str:
@@ -86,20 +82,20 @@ class SpeechLayout:
         """Read the layout from a token -> id mapping; raise :class:`LlasaBaseError` if it is not Llasa's."""
         missing = [token for token in MARKER_TOKENS if token not in vocab]
         if missing:
-            raise LlasaBaseError(f"{source}: missing Llasa marker token(s) {', '.join(missing)}")
+            raise LlasaBaseError(source, "the eight Llasa marker tokens", f"missing {', '.join(missing)}")
         speech = {int(m.group(1)): index for token, index in vocab.items() if (m := SPEECH_TOKEN_PATTERN.fullmatch(token))}
         if not speech:
-            raise LlasaBaseError(f"{source}: no speech tokens (expected <|s_0|>, <|s_1|>, ... one per codec code)")
+            raise LlasaBaseError(source, "speech tokens <|s_0|>, <|s_1|>, ... (one per codec code)", "no speech tokens")
         count = max(speech) + 1
         if len(speech) != count:
             gap = next(code for code in range(count) if code not in speech)
-            raise LlasaBaseError(f"{source}: speech tokens are not contiguous: {speech_token(gap)} is missing "
-                                 f"(found {len(speech)} of <|s_0|>..{speech_token(count - 1)})")
+            raise LlasaBaseError(source, f"contiguous speech tokens <|s_0|>..{speech_token(count - 1)}",
+                                 f"{speech_token(gap)} is missing ({len(speech)} of {count} present)")
         offset = speech[0]
         misplaced = next((code for code in range(count) if speech[code] != offset + code), None)
         if misplaced is not None:
-            raise LlasaBaseError(f"{source}: {speech_token(misplaced)} has id {speech[misplaced]}, "
-                                 f"expected {offset + misplaced} (speech tokens must have consecutive ids)")
+            raise LlasaBaseError(source, f"{speech_token(misplaced)} at id {offset + misplaced} (consecutive ids)",
+                                 f"{speech_token(misplaced)} has id {speech[misplaced]}")
         return cls(markers={token: vocab[token] for token in MARKER_TOKENS}, speech_offset=offset, speech_count=count)
 
     @classmethod
@@ -111,6 +107,5 @@ class SpeechLayout:
         """Refuse a layout whose speech-token count differs from the codec's codebook size."""
         if self.speech_count != codebook_size:
             raise LlasaBaseError(
-                f"{source} has {self.speech_count} speech tokens (<|s_0|>..{speech_token(self.speech_count - 1)}) "
-                f"but the codec {codec_source} has a codebook of {codebook_size} codes; they must be equal"
-            )
+                source, f"{codebook_size} speech tokens (the codebook size of the codec, {codec_source})",
+                f"{self.speech_count} speech tokens (<|s_0|>..{speech_token(self.speech_count - 1)})")

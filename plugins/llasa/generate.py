@@ -1,0 +1,97 @@
+"""KV-cached sampling of speech tokens from a Llasa LM."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from tts_host.errors import TTSHostError
+from tts_host.plugins.llasa.layout import SpeechLayout
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling options; the defaults are the Llasa model card's (temperature 0.8, top-p 1.0)."""
+
+    temperature: float = 0.8
+    top_p: float = 1.0
+    top_k: int = 50
+    repetition_penalty: float = 1.0
+    max_length: int = 2048
+    seed: int | None = None
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise TTSHostError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise TTSHostError(f"top-p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise TTSHostError(f"top-k must be >= 0 (0 disables it), got {self.top_k}")
+        if self.repetition_penalty <= 0:
+            raise TTSHostError(f"repetition penalty must be > 0, got {self.repetition_penalty}")
+        if self.max_length < 2:
+            raise TTSHostError(f"max length must be at least 2 tokens, got {self.max_length}")
+
+    @classmethod
+    def from_generation_config(cls, config: Any, **overrides: Any) -> "Sampling":
+        """The model's own defaults (its ``generation_config``), with non-``None`` overrides applied."""
+        fields = {name: getattr(config, name) for name in ("temperature", "top_p", "top_k", "repetition_penalty",
+                                                          "max_length") if getattr(config, name, None) is not None}
+        fields.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**fields)
+
+
+def speech_only_processor(layout: SpeechLayout) -> Any:
+    """A logits processor that lets only speech tokens and ``<|SPEECH_GENERATION_END|>`` be sampled."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class SpeechOnly(LogitsProcessor):
+        """Masks every token that is neither a speech token nor the end of speech."""
+
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            mask = torch.full_like(scores, float("-inf"))
+            mask[:, layout.speech_offset: layout.speech_offset + layout.speech_count] = 0
+            mask[:, layout.speech_end_id] = 0
+            return scores + mask
+
+    return SpeechOnly()
+
+
+def generate_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], sampling: Sampling | None = None,
+                   **options: Any) -> np.ndarray:
+    """Sample speech codes after ``prompt`` until ``<|SPEECH_GENERATION_END|>`` or the length limit."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    sampling = sampling or Sampling.from_generation_config(model.generation_config, **options)
+    if len(prompt) >= sampling.max_length:
+        raise TTSHostError(f"the prompt has {len(prompt)} tokens, at or over the max length {sampling.max_length}")
+    if sampling.seed is not None:
+        torch.manual_seed(sampling.seed)
+    input_ids = torch.tensor([list(prompt)], dtype=torch.long, device=model.device)
+    greedy = sampling.temperature == 0
+    with torch.inference_mode():
+        output = model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            do_sample=not greedy,
+            temperature=None if greedy else sampling.temperature,
+            top_p=None if greedy else sampling.top_p,
+            top_k=None if greedy else sampling.top_k,
+            repetition_penalty=sampling.repetition_penalty,
+            max_length=sampling.max_length,
+            eos_token_id=layout.speech_end_id,
+            pad_token_id=layout.speech_end_id,
+            use_cache=sampling.use_cache,
+            logits_processor=LogitsProcessorList([speech_only_processor(layout)]),
+        )
+    return np.asarray(layout.codes(output[0, input_ids.shape[1]:].tolist()), dtype=np.int64)
+
+
+def sampling_summary(sampling: Sampling) -> dict[str, Any]:
+    """The options as a plain dict (for logs and metadata)."""
+    return asdict(sampling)
