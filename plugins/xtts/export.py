@@ -1,0 +1,57 @@
+"""Export to coqui's published layout: the six files coqui-tts's ``Xtts.load_checkpoint`` and AllTalk load."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from tts_host.errors import TTSHostError
+from tts_host.plugins.xtts.speakers_file import FILE as SPEAKERS_FILE
+from tts_host.plugins.xtts.speakers_file import read_speakers
+
+COPIED = ("config.json", "dvae.pth", "mel_stats.pth", "vocab.json")
+
+
+def export_coqui(model_folder: Path, extra_speakers: Mapping[str, Mapping[str, np.ndarray]], out: Path) -> Path:
+    """Write config.json, model.pth (fine-tuned GPT merged in), dvae.pth, mel_stats.pth, vocab.json, speakers_xtts.pth.
+
+    dvae.pth, mel_stats.pth and vocab.json are byte copies of the base's files; speakers_xtts.pth
+    holds every speaker of the checkpoint plus ``extra_speakers``.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from tts_host.plugins.xtts.model import load_tensor_file, normalise_model_state
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise TTSHostError(f"{out}: the export folder is not empty")
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        for name in COPIED:
+            shutil.copyfile(model_folder / name, staging / name)
+        checkpoint = load_tensor_file(model_folder / "model.pth")
+        state = normalise_model_state(checkpoint.get("model", checkpoint))
+        gpt_file = model_folder / "gpt.safetensors"
+        if gpt_file.is_file():
+            state.update({f"gpt.{k}": v for k, v in load_file(str(gpt_file)).items()})
+        torch.save({"model": state}, staging / "model.pth")
+        speakers = {**read_speakers(model_folder / SPEAKERS_FILE), **extra_speakers}
+        torch.save(
+            {name: {"gpt_cond_latent": torch.from_numpy(np.asarray(entry["gpt_cond_latent"], dtype=np.float32)),
+                    "speaker_embedding": torch.from_numpy(np.asarray(entry["speaker_embedding"], dtype=np.float32))}
+             for name, entry in speakers.items()},
+            staging / "speakers_xtts.pth",
+        )
+        if out.exists():
+            out.rmdir()
+        staging.replace(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

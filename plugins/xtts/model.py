@@ -1,0 +1,170 @@
+"""Building and loading coqui-tts's XTTS parts (imports torch and TTS: never import at plugin load)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from tts_host.plugins.xtts.presets import dvae_architecture
+
+# Mel settings of the DVAE input and of the GPT conditioning (perceiver) input, as coqui's trainer uses them.
+DVAE_MEL = {"filter_length": 1024, "hop_length": 256, "win_length": 1024}
+STYLE_MEL = {"filter_length": 2048, "hop_length": 256, "win_length": 1024}
+SAMPLE_RATE = 22050
+OUTPUT_SAMPLE_RATE = 24000
+
+
+@contextlib.contextmanager
+def keep_torch_threads() -> Iterator[None]:
+    """Restore torch's thread count after importing coqui modules that force it to one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The config.json of a model folder as a dict."""
+    return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+
+
+def xtts_config(config: dict[str, Any]):
+    """A coqui ``XttsConfig`` from a config.json dict (unknown keys are ignored, as coqui does)."""
+    from TTS.tts.configs.xtts_config import XttsConfig
+
+    coqui = XttsConfig()
+    coqui.from_dict(config)
+    return coqui
+
+
+def build_xtts(config: dict[str, Any], vocab_path: Path):
+    """A randomly initialised coqui ``Xtts`` with the architecture of ``config`` and the given vocabulary."""
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+    from TTS.tts.models.xtts import Xtts
+
+    model = Xtts(xtts_config(config))
+    model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab_path))
+    model.init_models()
+    return model
+
+
+def build_gpt(config: dict[str, Any]):
+    """A randomly initialised coqui ``GPT`` with the architecture of ``config`` (as ``Xtts.init_models`` builds it)."""
+    from TTS.tts.layers.xtts.gpt import GPT
+
+    args = config["model_args"]
+    return GPT(
+        layers=args["gpt_layers"],
+        model_dim=args["gpt_n_model_channels"],
+        start_text_token=args["gpt_start_text_token"],
+        stop_text_token=args["gpt_stop_text_token"],
+        heads=args["gpt_n_heads"],
+        max_text_tokens=args["gpt_max_text_tokens"],
+        max_mel_tokens=args["gpt_max_audio_tokens"],
+        max_prompt_tokens=args["gpt_max_prompt_tokens"],
+        number_text_tokens=args["gpt_number_text_tokens"],
+        num_audio_tokens=args["gpt_num_audio_tokens"],
+        start_audio_token=args["gpt_start_audio_token"],
+        stop_audio_token=args["gpt_stop_audio_token"],
+        use_perceiver_resampler=args["gpt_use_perceiver_resampler"],
+        code_stride_len=args["gpt_code_stride_len"],
+    )
+
+
+def build_hifigan(config: dict[str, Any]):
+    """A randomly initialised coqui ``HifiDecoder`` (HiFi-GAN + ResNet speaker encoder) for ``config``."""
+    from TTS.tts.layers.xtts.hifigan_decoder import HifiDecoder
+
+    args = config["model_args"]
+    return HifiDecoder(
+        input_sample_rate=args["input_sample_rate"],
+        output_sample_rate=args["output_sample_rate"],
+        output_hop_length=args["output_hop_length"],
+        ar_mel_length_compression=args["gpt_code_stride_len"],
+        decoder_input_dim=args["decoder_input_dim"],
+        d_vector_dim=args["d_vector_dim"],
+        cond_d_vector_in_each_upsampling_layer=args["cond_d_vector_in_each_upsampling_layer"],
+    )
+
+
+def build_dvae(config: dict[str, Any]):
+    """A randomly initialised ``DiscreteVAE`` with the architecture recorded in ``config``."""
+    from TTS.tts.layers.xtts.dvae import DiscreteVAE
+
+    arch = dvae_architecture(config)
+    return DiscreteVAE(
+        channels=80,
+        normalization=None,
+        positional_dims=1,
+        num_tokens=arch["num_tokens"],
+        codebook_dim=arch["codebook_dim"],
+        hidden_dim=arch["hidden_dim"],
+        num_resnet_blocks=arch["num_resnet_blocks"],
+        kernel_size=3,
+        num_layers=arch["num_layers"],
+        use_transposed_convs=False,
+    )
+
+
+def mel_extractor(mel_norms, kind: str = "dvae"):
+    """coqui's ``TorchMelSpectrogram`` for the DVAE (``dvae``) or conditioning (``style``) input."""
+    from TTS.tts.layers.tortoise.arch_utils import TorchMelSpectrogram
+
+    settings = DVAE_MEL if kind == "dvae" else STYLE_MEL
+    extractor = TorchMelSpectrogram(
+        **settings, n_mel_channels=80, mel_fmin=0, mel_fmax=8000, sampling_rate=SAMPLE_RATE,
+        normalize=False, mel_norm_file=None,
+    )
+    extractor.mel_norms = mel_norms
+    return extractor
+
+
+def load_tensor_file(path: Path):
+    """``torch.load`` a file with ``weights_only=True`` (tensors and plain containers only)."""
+    import torch
+
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def load_xtts(folder: Path, *, for_inference: bool = True):
+    """Load a (validated) model folder into coqui's ``Xtts``, with fine-tuned GPT weights applied.
+
+    A tts-host checkpoint folder holds the base's files plus ``gpt.safetensors``; those GPT
+    weights replace model.pth's.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = read_config(folder)
+    model = build_xtts(config, folder / "vocab.json")
+    state = load_tensor_file(folder / "model.pth")
+    state = normalise_model_state(state.get("model", state))
+    model.load_state_dict(state, strict=True)
+    gpt_file = folder / "gpt.safetensors"
+    if gpt_file.exists():
+        model.gpt.load_state_dict(load_file(str(gpt_file)), strict=True)
+    model.mel_stats = load_tensor_file(folder / "mel_stats.pth").to(torch.float32)
+    if for_inference:
+        model.eval()  # coqui's Xtts.eval also prepares the GPT's cached inference model
+    return model
+
+
+IGNORED_MODEL_PREFIXES = ("torch_mel_spectrogram_style_encoder", "torch_mel_spectrogram_dvae", "dvae")
+
+
+def normalise_model_state(state: dict) -> dict:
+    """model.pth keys as coqui's loader sees them: ``xtts.`` prefix dropped, trainer-only parts removed."""
+    out = {}
+    for key, value in state.items():
+        key = key[len("xtts."):] if key.startswith("xtts.") else key
+        if key.split(".")[0] in IGNORED_MODEL_PREFIXES:
+            continue
+        out[key] = value
+    return out

@@ -1,0 +1,124 @@
+"""Speaker conditioning and speech synthesis with coqui's own XTTS inference code."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from tts_host.errors import TTSHostError
+from tts_host.plugins.xtts.model import SAMPLE_RATE
+
+
+def conditioning_from_model(model: Any, references: list[Path]) -> dict[str, np.ndarray]:
+    """``gpt_cond_latent``, ``speaker_embedding`` and ``cond_audio`` of reference clips, for a loaded Xtts."""
+    import librosa
+    import torch
+
+    missing = [str(p) for p in references if not Path(p).is_file()]
+    if missing:
+        raise TTSHostError(f"reference clip {missing[0]} does not exist")
+    if not references:
+        raise TTSHostError("no reference clips given: pass at least one --ref")
+    config = model.config
+    audios = [torch.from_numpy(librosa.load(str(p), sr=SAMPLE_RATE, mono=True)[0][: SAMPLE_RATE * config.max_ref_len])
+              .reshape(1, -1) for p in references]
+    with torch.inference_mode():
+        embeddings = [model.get_speaker_embedding(audio, SAMPLE_RATE) for audio in audios]
+        cond_audio = torch.cat(audios, dim=-1)[:, : SAMPLE_RATE * config.gpt_cond_len]
+        latent = latent_from_audio(model, cond_audio.numpy()[0])
+    return {
+        "gpt_cond_latent": latent,
+        "speaker_embedding": torch.stack(embeddings).mean(dim=0).numpy(),
+        "cond_audio": cond_audio.numpy()[0].astype(np.float32),
+    }
+
+
+def latent_from_audio(model: Any, cond_audio: np.ndarray) -> np.ndarray:
+    """The GPT conditioning latent of 22.05 kHz audio with this model's (possibly fine-tuned) GPT."""
+    import torch
+
+    audio = torch.from_numpy(np.asarray(cond_audio, dtype=np.float32)).reshape(1, -1)
+    if audio.shape[-1] < SAMPLE_RATE // 3:
+        raise TTSHostError("reference audio too short: at least 0.33 s of speech is needed")
+    config = model.config
+    with torch.inference_mode():
+        latent = model.get_gpt_cond_latents(audio, SAMPLE_RATE, length=config.gpt_cond_len,
+                                            chunk_length=config.gpt_cond_chunk_len)
+    return latent.numpy()
+
+
+def compute_conditioning(model_folder: Path, references: list[Path]) -> dict[str, np.ndarray]:
+    """Zero-shot clone: conditioning of ``references`` with the model in ``model_folder``."""
+    from tts_host.plugins.xtts.model import load_xtts
+
+    return conditioning_from_model(load_xtts(model_folder), references)
+
+
+@dataclass
+class SpeechResult:
+    """What :func:`speak` wrote and how fast."""
+
+    path: Path
+    sample_rate: int
+    seconds: float
+    wall_seconds: float
+    first_audio_seconds: float | None
+
+    @property
+    def real_time_factor(self) -> float:
+        """Wall time / audio time (below 1 is faster than real time)."""
+        return self.wall_seconds / self.seconds if self.seconds else float("inf")
+
+
+def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *, language: str = "en",
+               stream: bool = False, seed: int = 0, bf16: bool = False, max_new_tokens: int | None = None,
+               on_chunk: Any = None) -> tuple[np.ndarray, float | None]:
+    """24 kHz float32 audio of ``text``; with ``stream``, also seconds to the first chunk."""
+    import contextlib
+
+    import torch
+
+    if not text.strip():
+        raise TTSHostError("the text to speak is empty")
+    if language not in model.config.languages and language.split("-")[0] not in model.config.languages:
+        raise TTSHostError(f"language '{language}' is not supported (supported: {', '.join(model.config.languages)})")
+    latent = torch.from_numpy(np.asarray(conditioning["gpt_cond_latent"], dtype=np.float32))
+    speaker = torch.from_numpy(np.asarray(conditioning["speaker_embedding"], dtype=np.float32))
+    settings: dict[str, Any] = {"temperature": model.config.temperature, "top_k": model.config.top_k,
+                                "top_p": model.config.top_p, "repetition_penalty": model.config.repetition_penalty,
+                                "length_penalty": model.config.length_penalty}
+    if max_new_tokens is not None:
+        settings["max_new_tokens"] = max_new_tokens
+    torch.manual_seed(seed)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    started = time.perf_counter()
+    first = None
+    with autocast, torch.inference_mode():
+        if not stream:
+            wav = model.inference(text, language, latent, speaker, **settings)["wav"]
+            return np.asarray(wav, dtype=np.float32).reshape(-1), None
+        chunks = []
+        for chunk in model.inference_stream(text, language, latent, speaker, **settings):
+            if first is None:
+                first = time.perf_counter() - started
+            piece = chunk.float().cpu().numpy().reshape(-1)
+            chunks.append(piece)
+            if on_chunk is not None:
+                on_chunk(piece)
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)).astype(np.float32), first
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write 16-bit PCM through a temp file and rename, so a failed run leaves no half-written wav."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    tmp.replace(path)
+    return path
