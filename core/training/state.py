@@ -1,0 +1,113 @@
+"""Resumable training state written with safetensors plus a JSON sidecar (never pickle).
+
+Any nested structure of dicts, lists and scalars with torch tensors or numpy arrays in it (a
+model state dict, an optimizer or scheduler state dict, RNG states) is split into a flat
+tensor file (``state.safetensors``) and a JSON skeleton (``state.json``) that points into it.
+Reading needs no ``torch.load`` at all. Both files go to a temp folder that is renamed into
+place, so a crash leaves either the previous state or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tts_host.errors import TTSHostError
+
+TENSORS = "state.safetensors"
+SKELETON = "state.json"
+FORMAT = "tts-host-train-state/1"
+
+
+def flatten(value: Any, tensors: dict[str, Any], path: str = "") -> Any:
+    """The JSON skeleton of ``value``; tensors and arrays go into ``tensors`` under their path."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        name = path or "root"
+        tensors[name] = value.detach().cpu().contiguous()
+        return {"__tensor__": name}
+    if isinstance(value, np.ndarray):
+        name = path or "root"
+        tensors[name] = torch.from_numpy(np.ascontiguousarray(value))
+        return {"__ndarray__": name}
+    if isinstance(value, dict):
+        keys = list(value)
+        return {"__dict__": [[_key(k), flatten(value[k], tensors, f"{path}.{k}" if path else str(k))] for k in keys]}
+    if isinstance(value, (list, tuple)):
+        items = [flatten(v, tensors, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+        return {"__tuple__": items} if isinstance(value, tuple) else items
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} at '{path}' in a training state")
+
+
+def unflatten(skeleton: Any, tensors: dict[str, Any]) -> Any:
+    """Inverse of :func:`flatten`."""
+    if isinstance(skeleton, dict):
+        if "__tensor__" in skeleton:
+            return tensors[skeleton["__tensor__"]]
+        if "__ndarray__" in skeleton:
+            return tensors[skeleton["__ndarray__"]].numpy()
+        if "__tuple__" in skeleton:
+            return tuple(unflatten(v, tensors) for v in skeleton["__tuple__"])
+        if "__dict__" in skeleton:
+            return {_unkey(k): unflatten(v, tensors) for k, v in skeleton["__dict__"]}
+    if isinstance(skeleton, list):
+        return [unflatten(v, tensors) for v in skeleton]
+    return skeleton
+
+
+def _key(key: Any) -> list:
+    if isinstance(key, bool) or not isinstance(key, (int, str)):
+        raise TypeError(f"training-state dict keys must be str or int, not {type(key).__name__}")
+    return ["int" if isinstance(key, int) else "str", key]
+
+
+def _unkey(key: list) -> Any:
+    return int(key[1]) if key[0] == "int" else key[1]
+
+
+def save_state(folder: Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` (see :func:`flatten`) to ``folder`` atomically; returns the folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    tensors: dict[str, Any] = {}
+    skeleton = flatten(state, tensors)
+    staging = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file(tensors, str(staging / TENSORS), metadata={"format": FORMAT})
+    (staging / SKELETON).write_text(json.dumps({"format": FORMAT, "state": skeleton}), encoding="utf-8")
+    for name in (TENSORS, SKELETON):
+        with open(staging / name, "rb") as handle:
+            os.fsync(handle.fileno())
+    previous = folder.with_name(f".{folder.name}.old")
+    if folder.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        folder.replace(previous)
+    staging.replace(folder)
+    shutil.rmtree(previous, ignore_errors=True)
+    return folder
+
+
+def load_state(folder: Path) -> dict[str, Any]:
+    """Read a state written by :func:`save_state`; a damaged one is a one-line error."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        document = json.loads((folder / SKELETON).read_text(encoding="utf-8"))
+        if document.get("format") != FORMAT:
+            raise ValueError(f"unknown format {document.get('format')!r}")
+        tensors = load_file(str(folder / TENSORS))
+        return unflatten(document["state"], tensors)
+    except (OSError, ValueError, KeyError) as exc:
+        raise TTSHostError(f"{folder}: the saved training state cannot be read ({exc}); start without --resume") from exc
+    except Exception as exc:  # safetensors raises its own error type for damaged files
+        raise TTSHostError(f"{folder}: the saved training state is damaged ({exc}); start without --resume") from exc
