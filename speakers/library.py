@@ -862,6 +862,28 @@ class Library:
                     report.temp_files += 1
         return report
 
+    # -- archives and listings -----------------------------------------------------------
+    def export_voice(self, name: str, out: Path | str, *, include_base: bool = True) -> Path:
+        """Write voice ``name`` to a ``.ttsvoice`` archive (with its base's blobs unless told not to)."""
+        from tts_host.speakers.archive import export_voice
+
+        return export_voice(self, self.voice(name), Path(out), include_base=include_base)
+
+    def import_voice(self, archive: Path | str, as_name: str | None = None) -> Voice:
+        """Import a ``.ttsvoice`` archive, every hash checked before anything enters the library."""
+        from tts_host.speakers.archive import import_voice
+
+        return import_voice(self, Path(archive), as_name)
+
+    def voice_rows(self, backend: str | None = None) -> list[dict[str, Any]]:
+        """A light listing of voices (no manifests): name, backend, base, checkpoint, language, created."""
+        sql = ("SELECT v.name, v.backend, b.name AS base, v.checkpoint_id AS checkpoint, v.language, v.created "
+               "FROM voices v JOIN bases b ON b.id = v.base_id")
+        args: tuple = ()
+        if backend:
+            sql, args = sql + " WHERE v.backend = ?", (backend,)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY v.name", args)]
+
     def stored_bytes(self) -> int:
         """Bytes of blob files on disk (each shared file counts once)."""
         return sum(path.stat().st_size for path in self.blobs.on_disk().values())

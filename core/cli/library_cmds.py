@@ -1,23 +1,342 @@
-"""``tts-host base``, ``tts-host voices`` and ``tts-host library``: the voice library."""
+"""``tts-host base``, ``tts-host voices`` and ``tts-host library``: the voice library.
+
+Listing and showing only read the SQLite index: they never import torch or build a backend.
+"""
 
 from __future__ import annotations
 
+import json
+import struct
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
 
+from tts_host.errors import TTSHostError
 
+if TYPE_CHECKING:
+    from tts_host.speakers import Library
+    from tts_host.speakers.library import Problem
+
+
+def _library() -> Library:
+    from tts_host.speakers import Library
+
+    return Library()
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count} B"
+
+
+def _print_table(title: str, columns: list[str], rows: list[list[str]], empty: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not rows:
+        console.print(empty)
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _report(problems: list[Problem], checked: str) -> None:
+    if problems:
+        for problem in problems:
+            click.echo(f"DAMAGED {problem.line()}", err=True)
+        raise TTSHostError(f"{len(problems)} damaged file(s) in {checked}: see above; `tts-host voices repair NAME` "
+                           "or re-adding the original folder restores them")
+    click.echo(f"{checked}: all files intact")
+
+
+def _safetensors_shapes(path: Path) -> dict[str, Any]:
+    """Tensor shapes from a safetensors header, read without numpy."""
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    return {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in header.items() if k != "__metadata__"}
+
+
+# -- base ---------------------------------------------------------------------------------
 @click.group("base")
 def base_group() -> None:
     """Base models: import a published model folder, build one offline, verify, remove."""
 
 
+@base_group.command("add")
+@click.argument("backend")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", help="Name in the library (default: the folder's name).")
+def base_add(backend: str, path: Path, name: str | None) -> None:
+    """Import the base model folder PATH for BACKEND (only the files the backend declares)."""
+    with _library() as lib:
+        base = lib.add_base(backend, path, name)
+        click.echo(f"added base '{base.name}' ({base.backend}, {len(base.files)} files, "
+                   f"{_size(sum(f.size for f in base.files))})")
+
+
+@base_group.command("init")
+@click.argument("backend")
+@click.option("--preset", required=True, help="The backend's preset (see the backend's docs).")
+@click.option("--name", help="Name in the library (default: BACKEND-PRESET).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
+def base_init(backend: str, preset: str, name: str | None, seed: int) -> None:
+    """Build a base for BACKEND offline with random weights and add it."""
+    with _library() as lib:
+        base = lib.init_base(backend, preset, name, seed=seed)
+        click.echo(f"added base '{base.name}' ({base.backend} preset {preset}, seed {seed}, {len(base.files)} files)")
+
+
+@base_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def base_list(as_json: bool) -> None:
+    """List the bases in the library."""
+    with _library() as lib:
+        bases = lib.bases()
+        users = {r[0]: r[1] for r in lib.conn.execute("SELECT base_id, COUNT(*) FROM voices GROUP BY base_id")}
+    rows = [{"name": b.name, "backend": b.backend, "files": len(b.files), "bytes": sum(f.size for f in b.files),
+             "voices": users.get(b.id, 0), "created": _when(b.created)} for b in bases]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    _print_table("bases", ["name", "backend", "files", "size", "voices", "created"],
+                 [[r["name"], r["backend"], str(r["files"]), _size(r["bytes"]), str(r["voices"]), r["created"]]
+                  for r in rows], "No bases yet: `tts-host base add BACKEND PATH` or `tts-host base init BACKEND`.")
+
+
+@base_group.command("verify")
+@click.argument("name", required=False)
+@click.option("--deep", is_flag=True, help="Re-hash every file instead of trusting the stat cache.")
+def base_verify(name: str | None, deep: bool) -> None:
+    """Check the files of base NAME (or of every base)."""
+    with _library() as lib:
+        names = [name] if name else [b.name for b in lib.bases()]
+        problems = []
+        for base_name in names:
+            problems += [p for p in lib.verify(f"base:{base_name}", deep=deep) if p not in problems]
+        _report(problems, f"base '{name}'" if name else f"{len(names)} base(s)")
+
+
+@base_group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def base_remove(name: str, yes: bool) -> None:
+    """Remove base NAME (refused while a checkpoint or voice uses it)."""
+    with _library() as lib:
+        lib.base(name)
+        if not yes:
+            click.confirm(f"Remove base '{name}'?", abort=True)
+        lib.remove_base(name)
+        click.echo(f"removed base '{name}' (`tts-host library gc` frees its files)")
+
+
+# -- voices -------------------------------------------------------------------------------
 @click.group("voices")
 def voices_group() -> None:
     """Voices: list, show, clone from reference clips, verify, repair, export and import."""
 
 
+@voices_group.command("list")
+@click.option("--backend", help="Only voices of this backend.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def voices_list(backend: str | None, as_json: bool) -> None:
+    """List the voices in the library."""
+    with _library() as lib:
+        rows = lib.voice_rows(backend)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    _print_table("voices", ["name", "backend", "model", "language", "created"],
+                 [[r["name"], r["backend"], f"checkpoint {r['checkpoint']}" if r["checkpoint"] else f"base {r['base']}",
+                   r["language"] or "-", _when(r["created"])] for r in rows],
+                 "No voices yet: `tts-host voices add NAME --backend B --ref clip.wav`.")
+
+
+@voices_group.command("show")
+@click.argument("name")
+def voices_show(name: str) -> None:
+    """Show voice NAME as YAML: model, lineage, files, conditioning and metrics."""
+    import yaml
+
+    from tts_host.speakers import Checkpoint
+
+    with _library() as lib:
+        voice = lib.voice(name)
+        model = lib.model_of(voice)
+        base = lib.base_by_id(voice.base_id)
+        lineage = lib.lineage(model) if isinstance(model, Checkpoint) else []
+        conditioning = next((f for f in voice.files if f.role == "conditioning"), None)
+        shapes = _safetensors_shapes(lib.blob_path(conditioning.sha256)) if conditioning else {}
+        files = lib.files_of(voice)
+    data = {
+        "name": voice.name,
+        "backend": voice.backend,
+        "language": voice.language,
+        "notes": voice.notes,
+        "created": _when(voice.created),
+        "model": model.label,
+        "base": {"name": base.name, "architecture": base.architecture},
+        "lineage": [{"checkpoint": c.id, "speakers": list(c.speakers), "metrics": c.metrics,
+                     "training_config": c.training_config, "created": _when(c.created)} for c in lineage],
+        "files": [{"role": f.role, "path": f.path, "sha256": f.sha256, "size": f.size}
+                  for f in files],
+        "conditioning": shapes,
+    }
+    click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+
+
+@voices_group.command("add")
+@click.argument("name")
+@click.option("--backend", required=True, help="The backend that computes the conditioning.")
+@click.option("--ref", "refs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="A reference clip (repeat for several).")
+@click.option("--base", "base_name", help="Clone with this base (default: the backend's only base).")
+@click.option("--checkpoint", "checkpoint_id", type=int, help="Clone with this checkpoint instead of a base.")
+@click.option("--language", help="The voice's language code (e.g. en).")
+@click.option("--notes", default="", help="Free text kept with the voice.")
+def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str | None, checkpoint_id: int | None,
+               language: str | None, notes: str) -> None:
+    """Clone voice NAME zero-shot from reference clips: stores them and the backend's conditioning."""
+    from tts_host.speakers import check_name
+
+    check_name(name, "voice")
+    with _library() as lib:
+        lib.backend(backend)
+        if checkpoint_id is not None:
+            model = lib.checkpoint(checkpoint_id)
+        elif base_name:
+            model = lib.base(base_name)
+        else:
+            bases = lib.bases(backend)
+            if len(bases) != 1:
+                found = ", ".join(b.name for b in bases) or "none"
+                raise TTSHostError(f"backend '{backend}' has {len(bases)} bases in the library ({found}): "
+                                   "choose one with --base, or add one with `tts-host base add`")
+            model = bases[0]
+        voice = lib.clone_voice(name, backend, model, list(refs), language, notes)
+        click.echo(f"added voice '{voice.name}' ({backend}, {model.label}, {len(refs)} reference clip(s))")
+
+
+@voices_group.command("rename")
+@click.argument("old")
+@click.argument("new")
+def voices_rename(old: str, new: str) -> None:
+    """Rename voice OLD to NEW."""
+    with _library() as lib:
+        lib.rename_voice(old, new)
+    click.echo(f"renamed voice '{old}' to '{new}'")
+
+
+@voices_group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def voices_remove(name: str, yes: bool) -> None:
+    """Remove voice NAME (its files go at the next `tts-host library gc`)."""
+    with _library() as lib:
+        lib.voice(name)
+        if not yes:
+            click.confirm(f"Remove voice '{name}'?", abort=True)
+        lib.remove_voice(name)
+    click.echo(f"removed voice '{name}'")
+
+
+@voices_group.command("verify")
+@click.argument("name", required=False)
+@click.option("--deep", is_flag=True, help="Re-hash every file instead of trusting the stat cache.")
+def voices_verify(name: str | None, deep: bool) -> None:
+    """Check the files of voice NAME (its model included), or of the whole library."""
+    with _library() as lib:
+        if name:
+            lib.voice(name)
+        _report(lib.verify(name, deep=deep), f"voice '{name}'" if name else "the library")
+
+
+@voices_group.command("repair")
+@click.argument("name")
+@click.option("--source", "sources", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="A file or folder holding intact copies of damaged files (repeatable).")
+def voices_repair(name: str, sources: tuple[Path, ...]) -> None:
+    """Repair voice NAME: protected files back to the base's, damaged files from intact copies."""
+    with _library() as lib:
+        report = lib.repair(name, sources)
+        problems = lib.verify(name, deep=True)
+    for action in report.actions:
+        click.echo(action)
+    _report(problems, f"voice '{name}'")
+
+
+@voices_group.command("export")
+@click.argument("name")
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="File to write.")
+@click.option("--format", "fmt", default="ttsvoice", show_default=True,
+              help="ttsvoice (the library's archive) or a format of the voice's backend.")
+@click.option("--no-base", is_flag=True, help="Leave the base's files out (the importer must have the base).")
+def voices_export(name: str, out: Path, fmt: str, no_base: bool) -> None:
+    """Export voice NAME to a file (a .ttsvoice archive by default)."""
+    with _library() as lib:
+        if fmt == "ttsvoice":
+            lib.export_voice(name, out, include_base=not no_base)
+        else:
+            voice = lib.voice(name)
+            backend = lib.backend(voice.backend)
+            with lib.materialised(lib.model_of(voice)) as folder:
+                backend.export(voice, folder, lib.voice_conditioning(voice), fmt, out)
+    click.echo(f"exported voice '{name}' to {out} ({_size(out.stat().st_size)})")
+
+
+@voices_group.command("import")
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option("--as", "as_name", help="Import under this name.")
+def voices_import(archive: Path, as_name: str | None) -> None:
+    """Import a .ttsvoice ARCHIVE (every hash checked before anything enters the library)."""
+    with _library() as lib:
+        voice = lib.import_voice(archive, as_name)
+    click.echo(f"imported voice '{voice.name}' ({voice.backend}, base '{voice.base_name}')")
+
+
+# -- library ------------------------------------------------------------------------------
 @click.group("library")
 def library_group() -> None:
     """The voice library as a whole: garbage collection and integrity."""
+
+
+@library_group.command("gc")
+def library_gc() -> None:
+    """Remove files no base, checkpoint or voice uses (safe while other commands run)."""
+    with _library() as lib:
+        report = lib.gc()
+    click.echo(f"removed {report.blobs} unused file(s) ({_size(report.bytes)}), {report.temp_files} stale temp "
+               f"file(s), {report.leases} stale lease(s)")
+
+
+@library_group.command("verify")
+@click.option("--deep", is_flag=True, help="Re-hash every file instead of trusting the stat cache.")
+def library_verify(deep: bool) -> None:
+    """Check every file in the library."""
+    with _library() as lib:
+        _report(lib.verify(deep=deep), "the library")
+
+
+@library_group.command("path")
+def library_path() -> None:
+    """Print where the library lives."""
+    from tts_host.speakers import default_home
+
+    click.echo(default_home() / "library")
 
 
 COMMANDS = [base_group, voices_group, library_group]

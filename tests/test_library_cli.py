@@ -1,0 +1,162 @@
+"""The voice library's CLI: base, voices and library commands through a real plugin distribution."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from library_fixtures import flip_byte
+from plugin_dists import make_plugin_dist, run_cli
+
+TESTS = Path(__file__).parent
+TOY_PLUGIN = """
+from tts_host import hookimpl
+from library_backend import FACTORY
+
+@hookimpl
+def register_backends(register):
+    register(FACTORY)
+"""
+HEAVY = ("torch", "torchaudio", "transformers", "TTS", "numpy", "safetensors")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> list[Path]:
+    """PYTHONPATH entries that install the toy backend as a plugin distribution."""
+    root = make_plugin_dist(tmp_path / "site", "tts-host-toy", "1.0", "toy_plugin", TOY_PLUGIN, "toy")
+    return [root, TESTS]
+
+
+def cli(site: list[Path], *args: str, ok: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    result = run_cli(*args, path=site, env={"TTS_HOST_PLUGINS": "toy", "COLUMNS": "200"}, **kwargs)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_base_init_add_voice_list_show_rename_remove(site, speaker_clips):
+    cli(site, "base", "init", "toy", "--preset", "tiny", "--seed", "1")
+    bases = json.loads(cli(site, "base", "list", "--json").stdout)
+    assert [(b["name"], b["backend"], b["files"]) for b in bases] == [("toy-tiny", "toy", 4)]
+    refs = [str(p) for p, _ in speaker_clips("A", 2)]
+    out = cli(site, "voices", "add", "Ann", "--backend", "toy", "--ref", refs[0], "--ref", refs[1], "--language", "en")
+    assert "added voice 'Ann'" in out.stdout
+    rows = json.loads(cli(site, "voices", "list", "--json").stdout)
+    assert [(r["name"], r["backend"], r["base"], r["language"]) for r in rows] == [("Ann", "toy", "toy-tiny", "en")]
+    table = cli(site, "voices", "list").stdout
+    assert "Ann" in table and "base toy-tiny" in table
+    shown = yaml.safe_load(cli(site, "voices", "show", "Ann").stdout)
+    assert shown["model"] == "base 'toy-tiny'" and shown["language"] == "en"
+    assert shown["conditioning"]["speaker_embedding"] == {"dtype": "F32", "shape": [8]}
+    assert [f["path"] for f in shown["files"]][-3:] == [
+        "voice/conditioning.safetensors", "voice/references/00.wav", "voice/references/01.wav"]
+    cli(site, "voices", "rename", "Ann", "Anna")
+    declined = cli(site, "voices", "remove", "Anna", ok=False)
+    assert declined.returncode == 1 and "Aborted" in declined.stderr
+    cli(site, "voices", "remove", "Anna", "--yes")
+    assert json.loads(cli(site, "voices", "list", "--json").stdout) == []
+    gc = cli(site, "library", "gc").stdout
+    assert "removed 3 unused file(s)" in gc  # conditioning + two clips; the base stays
+    cli(site, "base", "remove", "toy-tiny", "--yes")
+    assert json.loads(cli(site, "base", "list", "--json").stdout) == []
+
+
+def test_voices_add_errors_are_one_clear_line(site, speaker_clips, tmp_path):
+    ref = str(speaker_clips("A", 1)[0][0])
+    no_base = cli(site, "voices", "add", "x", "--backend", "toy", "--ref", ref, ok=False)
+    assert no_base.returncode == 1
+    assert no_base.stderr == ("error: backend 'toy' has 0 bases in the library (none): choose one with --base, "
+                              "or add one with `tts-host base add`\n")
+    cli(site, "base", "init", "toy", "--preset", "tiny")
+    hostile = cli(site, "voices", "add", "../../etc/passwd", "--backend", "toy", "--ref", ref, ok=False)
+    assert hostile.returncode == 1 and hostile.stderr.startswith("error: voice name '../../etc/passwd' contains")
+    missing = cli(site, "voices", "add", "x", "--backend", "toy", "--ref", str(tmp_path / "nope.wav"), ok=False)
+    assert missing.returncode == 1 and "nope.wav does not exist" in missing.stderr
+    unknown = cli(site, "voices", "add", "x", "--backend", "nosuch", "--ref", ref, ok=False)
+    assert unknown.returncode == 1 and "no backend named 'nosuch'" in unknown.stderr
+    assert json.loads(cli(site, "voices", "list", "--json").stdout) == []
+    assert len(unknown.stderr.splitlines()) == len(missing.stderr.splitlines()) == 1
+
+
+def test_base_add_refuses_a_folder_missing_a_required_file(site, tmp_path):
+    from library_backend import PRESETS, write_model
+
+    folder = write_model(tmp_path / "m", PRESETS["tiny"], seed=0)
+    (folder / "stats.safetensors").unlink()
+    result = cli(site, "base", "add", "toy", str(folder), ok=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error: base folder {folder}: stats.safetensors: expected a file "
+                                     "(required by backend 'toy'), actual missing")
+    (folder / "stats.safetensors").write_bytes(b"not safetensors")
+    result = cli(site, "base", "add", "toy", str(folder), "--name", "m", ok=False)
+    assert result.returncode == 1 and "stats.safetensors: expected a safetensors file" in result.stderr
+
+
+def test_verify_finds_damage_and_readding_the_base_repairs_it(site, tmp_path, tts_home):
+    from library_backend import PRESETS, write_model
+
+    folder = write_model(tmp_path / "m", PRESETS["tiny"], seed=0)
+    cli(site, "base", "add", "toy", str(folder), "--name", "m")
+    clip = tmp_path / "clip.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(clip, np.sin(np.arange(8000) / 7).astype("float32"), 16000)
+    cli(site, "voices", "add", "v", "--backend", "toy", "--ref", str(clip))
+    assert "all files intact" in cli(site, "voices", "verify", "v", "--deep").stdout
+    blob = next((tts_home / "library" / "blobs").rglob("*"), None)
+    import hashlib
+
+    dvae_like = hashlib.sha256((folder / "codec.safetensors").read_bytes()).hexdigest()
+    blob = tts_home / "library" / "blobs" / dvae_like[:2] / dvae_like
+    flip_byte(blob, 100)
+    for args in (["voices", "verify", "v"], ["voices", "verify", "v", "--deep"], ["base", "verify", "--deep"]):
+        result = cli(site, *args, ok=False)
+        assert result.returncode == 1, args
+        assert "DAMAGED base 'm' file codec.safetensors (voices: 'v'): damaged" in result.stderr
+    refused = cli(site, "voices", "repair", "v", ok=False)
+    assert refused.returncode == 1 and f"Supply a file with sha256 {dvae_like}" in refused.stderr
+    cli(site, "base", "add", "toy", str(folder), "--name", "m")  # the original folder re-supplies the blob
+    assert "all files intact" in cli(site, "library", "verify", "--deep").stdout
+
+
+def test_export_import_between_two_libraries_and_backend_formats(site, tmp_path, speaker_clips):
+    cli(site, "base", "init", "toy", "--preset", "tiny")
+    cli(site, "voices", "add", "Bo", "--backend", "toy", "--ref", str(speaker_clips("B", 1)[0][0]), "--notes", "hi")
+    archive = tmp_path / "bo.ttsvoice"
+    cli(site, "voices", "export", "Bo", "-o", str(archive))
+    other = {"TTS_HOST_HOME": str(tmp_path / "other-home")}
+    imported = run_cli("voices", "import", str(archive), "--as", "Bob", path=site, env={"TTS_HOST_PLUGINS": "toy", **other})
+    assert imported.returncode == 0, imported.stderr
+    rows = json.loads(run_cli("voices", "list", "--json", path=site, env=other).stdout)
+    assert [(r["name"], r["base"]) for r in rows] == [("Bob", "toy-tiny")]
+    npz = tmp_path / "bo.npz"
+    cli(site, "voices", "export", "Bo", "-o", str(npz), "--format", "npz")
+    import numpy as np
+
+    assert "voice.speaker_embedding" in np.load(npz).files
+    bad = cli(site, "voices", "export", "Bo", "-o", str(tmp_path / "x"), "--format", "onnx", ok=False)
+    assert bad.returncode == 1 and "cannot export format 'onnx' (formats: ttsvoice, npz)" in bad.stderr
+
+
+def test_listing_voices_imports_nothing_heavy(site, tmp_path):
+    cli(site, "base", "init", "toy", "--preset", "tiny")
+    code = (
+        "import sys\n"
+        "from tts_host.cli.main import main\n"
+        "for args in (['voices', 'list'], ['voices', 'list', '--json'], ['base', 'list']):\n"
+        "    try:\n        main(args)\n    except SystemExit as exc:\n        assert not exc.code, exc.code\n"
+        f"print('HEAVY=' + ','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    env_path = {"TTS_HOST_PLUGINS": ""}  # the built-in backends only; no test plugin importing numpy
+    import os
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **env_path})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY="
