@@ -111,7 +111,10 @@ def _manifest_files(raw: Any, what: str) -> tuple[FileEntry, ...]:
             raise ArchiveError(f"{what}: a file entry is malformed ({exc})") from exc
         if not is_sha256(entry.sha256) or entry.size < 0:
             raise ArchiveError(f"{what}: file {entry.path!r} has a malformed sha256 or size")
-        check_relative_path(entry.path, what)
+        try:
+            check_relative_path(entry.path, what)
+        except TTSHostError as exc:
+            raise ArchiveError(str(exc)) from exc
         files.append(entry)
     return tuple(files)
 
