@@ -55,6 +55,7 @@ def noise_bursts(seconds: float = 4.0, seed: int = 0) -> np.ndarray:
 
 def write_hour(path: Path, unit: np.ndarray, rate: int, seconds: float = 3600.0) -> Path:
     """Repeat ``unit`` (speech with pauses) into a ``seconds`` long 16-bit wav, written in blocks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with sf.SoundFile(path, "w", rate, 1, "PCM_16") as handle:
         written = 0
         while written < seconds * rate:
