@@ -29,3 +29,27 @@ def copy_base(base: Path, dest: Path) -> Path:
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session's tiny Llasa base folder (model/ + codec/)."""
     return tiny_base_path(tmp_path_factory)
+
+
+def prepared_speaker(tmp_path_factory: pytest.TempPathFactory, speaker_clips, speaker: str, count: int = 8):
+    """A prepared 16 kHz dataset of ``count`` espeak-ng clips of ``speaker`` (built once per session)."""
+    key = f"data-{speaker}-{count}"
+    if key not in _BUILT:
+        from tts_host.data import prepare_dataset
+
+        clips = speaker_clips(speaker, count)
+        out = tmp_path_factory.mktemp("llasa-data") / speaker
+        prepare_dataset(clips[0][0].parent, out, speaker, 16000)
+        _BUILT[key] = out
+    from tts_host.data import load_prepared
+
+    return load_prepared(_BUILT[key])
+
+
+def shared_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One feature cache for the session, so each clip is encoded by the codec once."""
+    from tts_host.data import FeatureCache
+
+    if "cache" not in _BUILT:
+        _BUILT["cache"] = tmp_path_factory.mktemp("llasa-features")
+    return FeatureCache(_BUILT["cache"])

@@ -1,0 +1,129 @@
+"""Llasa training data: codec codes per clip (cached by content) and LLaSA-style training rows.
+
+A row is the chat-templated prompt (user turn with the text between the understanding
+markers, optionally tagged with the speaker), then ``<|SPEECH_GENERATION_START|>``, the clip's
+speech tokens, ``<|SPEECH_GENERATION_END|>`` and the end-of-turn token. Labels are -100 up to
+and including the speech start and on the end-of-turn token: the model learns the speech and
+where it ends. A clip whose row exceeds the length cap is skipped with its reason, never cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+from tts_host.plugins.llasa.layout import SpeechLayout
+from tts_host.plugins.llasa.prompts import prompt_ids
+from tts_host.plugins.llasa.tokenizer import END_OF_TURN
+
+if TYPE_CHECKING:
+    from tts_host.data import Clip, FeatureCache
+
+IGNORE = -100
+CODEC_COMPONENT = "llasa-xcodec2"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One training row: token ids and labels of equal length."""
+
+    clip_id: str
+    input_ids: list[int]
+    labels: list[int]
+    speaker: str | None = None
+
+    @property
+    def speech_tokens(self) -> int:
+        """Number of labelled positions (speech tokens + the end of speech)."""
+        return sum(1 for label in self.labels if label != IGNORE)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A clip left out of training, and why."""
+
+    clip_id: str
+    reason: str
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def codec_producer(codec_dir: Path) -> str:
+    """The feature-cache producer id of a codec folder: its component name and weights' hash."""
+    from tts_host.data import producer_id
+
+    return producer_id(CODEC_COMPONENT, file_sha256(Path(codec_dir) / "model.safetensors"))
+
+
+def clip_codes(clips: Sequence["Clip"], codec_dir: Path, cache: "FeatureCache | None" = None,
+               codec: Any = None) -> list[np.ndarray]:
+    """Codec codes of every clip, computed once per (audio, codec weights) through the feature cache.
+
+    The codec is loaded only when some clip is not cached yet.
+    """
+    from tts_host.data import FeatureCache
+
+    from tts_host.plugins.llasa.codec import SAMPLE_RATE, XcodecCodec
+
+    cache = cache if cache is not None else FeatureCache()
+    producer = codec_producer(codec_dir)
+    params = {"sample_rate": SAMPLE_RATE}
+    loaded: list[Any] = [codec]
+
+    def compute(clip: "Clip") -> dict[str, np.ndarray]:
+        if loaded[0] is None:
+            loaded[0] = XcodecCodec(codec_dir)
+        return {"codes": loaded[0].encode(clip.read(SAMPLE_RATE)).astype(np.int64)}
+
+    return [cache.get_or_compute(clip.sha256, producer, params, lambda c=clip: compute(c))["codes"] for clip in clips]
+
+
+def build_row(tokenizer: Any, layout: SpeechLayout, clip_id: str, text: str, codes: Sequence[int], *,
+              max_length: int, speaker: str | None = None) -> Row | Skipped:
+    """The training row of one clip, or :class:`Skipped` when it is over ``max_length`` tokens."""
+    if len(codes) == 0:
+        return Skipped(clip_id, "the codec produced no codes (clip too short)")
+    prompt = prompt_ids(tokenizer, layout, text, speaker=speaker)
+    speech = layout.token_ids(codes) + [layout.speech_end_id]
+    end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    total = len(prompt) + len(speech) + 1
+    if total > max_length:
+        return Skipped(clip_id, f"{total} tokens ({len(prompt)} prompt + {len(codes)} speech + 2 end) exceed the "
+                                f"length cap of {max_length}; skipped, not truncated")
+    return Row(
+        clip_id=clip_id,
+        input_ids=prompt + speech + [end_of_turn],
+        labels=[IGNORE] * len(prompt) + speech + [IGNORE],
+        speaker=speaker,
+    )
+
+
+def build_rows(tokenizer: Any, layout: SpeechLayout, items: Iterable[tuple[str, str, Sequence[int]]], *,
+               max_length: int, speaker: str | None = None) -> tuple[list[Row], list[Skipped]]:
+    """Rows for ``(clip_id, text, codes)`` items; over-long clips are returned as skipped with a reason."""
+    rows: list[Row] = []
+    skipped: list[Skipped] = []
+    for clip_id, text, codes in items:
+        made = build_row(tokenizer, layout, clip_id, text, codes, max_length=max_length, speaker=speaker)
+        (rows if isinstance(made, Row) else skipped).append(made)  # type: ignore[arg-type]
+    return rows, skipped
+
+
+def dataset_rows(tokenizer: Any, layout: SpeechLayout, clips: Sequence["Clip"], codec_dir: Path, *,
+                 max_length: int, speaker: str | None = None, cache: "FeatureCache | None" = None,
+                 codec: Any = None) -> tuple[list[Row], list[Skipped]]:
+    """Rows of prepared clips: codes through the feature cache, then :func:`build_rows`."""
+    codes = clip_codes(clips, codec_dir, cache, codec)
+    return build_rows(tokenizer, layout, ((c.id, c.text, k) for c, k in zip(clips, codes)),
+                      max_length=max_length, speaker=speaker)
