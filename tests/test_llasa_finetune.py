@@ -1,0 +1,122 @@
+"""Llasa fine-tuning: full and LoRA, loss falls, resumable, bad settings, torchrun = one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from llasa_fixtures import prepared_speaker, shared_cache, tiny_base  # noqa: F401  (fixture)
+from tts_host.errors import TTSHostError
+from tts_host.plugins.llasa.train import FinetuneSettings
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def rows_a(tmp_path_factory, speaker_clips, tiny_base: Path):
+    """Training rows of speaker A on the tiny base (8 clips, codes from the shared cache)."""
+    from transformers import AutoTokenizer
+
+    from tts_host.plugins.llasa.data import dataset_rows
+    from tts_host.plugins.llasa.layout import SpeechLayout
+
+    data = prepared_speaker(tmp_path_factory, speaker_clips, "A")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base / "model")
+    rows, _ = dataset_rows(tokenizer, SpeechLayout.from_tokenizer(tokenizer), data.clips, tiny_base / "codec",
+                           max_length=2048, speaker="A", cache=shared_cache(tmp_path_factory))
+    return rows, tokenizer.pad_token_id
+
+
+def test_full_finetune_lowers_training_and_heldout_loss(tmp_path_factory, speaker_clips, tiny_base, tmp_path):
+    from tts_host.plugins.llasa.base import validate_model_dir
+    from tts_host.plugins.llasa.recipe import SpeakerData, finetune_voice
+
+    data = prepared_speaker(tmp_path_factory, speaker_clips, "A")
+    settings = FinetuneSettings(learning_rate=2e-3, batch_size=2, epochs=3)
+    outcome = finetune_voice(tiny_base, tmp_path / "work", "A", SpeakerData(data.train, data.heldout), settings,
+                             cache=shared_cache(tmp_path_factory))
+    losses = outcome.result.losses
+    assert len(losses) == outcome.result.steps == 3 * (len(data.train) // 2)
+    assert losses[-1] < 0.85 * losses[0]
+    assert outcome.heldout_after["A"] < outcome.heldout_before["A"]
+    assert set(outcome.files) == {"lm_weights"} and outcome.files["lm_weights"].suffix == ".safetensors"
+    # The trained weights drop into the base's layout and pass the same validation.
+    trained = tmp_path / "trained"
+    (trained / "model").mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (trained / "model" / name).write_bytes((tiny_base / "model" / name).read_bytes())
+    (trained / "model" / "model.safetensors").write_bytes(outcome.files["lm_weights"].read_bytes())
+    validate_model_dir(trained / "model", tiny_base / "codec")
+
+
+def test_lora_finetune_stores_only_a_small_adapter(tmp_path_factory, speaker_clips, tiny_base, tmp_path):
+    from tts_host.plugins.llasa.lora import validate_adapter
+    from tts_host.plugins.llasa.recipe import SpeakerData, finetune_voice
+
+    data = prepared_speaker(tmp_path_factory, speaker_clips, "A")
+    settings = FinetuneSettings(learning_rate=1e-2, batch_size=2, epochs=3, lora_rank=4)
+    outcome = finetune_voice(tiny_base, tmp_path / "work", "A", SpeakerData(data.train, data.heldout), settings,
+                             cache=shared_cache(tmp_path_factory))
+    assert set(outcome.files) == {"adapter_config", "adapter_weights"}
+    assert outcome.result.losses[-1] < outcome.result.losses[0]
+    adapter = outcome.files["adapter_weights"]
+    assert adapter.stat().st_size < 0.5 * (tiny_base / "model" / "model.safetensors").stat().st_size
+    assert json.loads(outcome.files["adapter_config"].read_text())["r"] == 4
+    validate_adapter(adapter.parent)
+
+
+@pytest.mark.parametrize("rank", [0, -2])
+def test_lora_rank_must_be_positive(rank):
+    with pytest.raises(TTSHostError, match=rf"LoRA rank must be a positive integer \(e.g. --lora 8\), got {rank}"):
+        FinetuneSettings(lora_rank=rank)
+
+
+def test_an_interrupted_run_resumes_to_the_same_losses(rows_a, tiny_base, tmp_path):
+    from tts_host.plugins.llasa.lora import load_lm
+    from tts_host.plugins.llasa.train import finetune
+
+    rows, pad = rows_a
+    settings = FinetuneSettings(learning_rate=2e-3, batch_size=2, epochs=2, save_every=1)
+    straight = finetune(load_lm(tiny_base / "model"), rows, tmp_path / "straight", settings, pad_id=pad)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_at_five(step: int, total: int, loss: float) -> None:
+        if step == 5:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        finetune(load_lm(tiny_base / "model"), rows, tmp_path / "resumed", settings, pad_id=pad, on_step=stop_at_five)
+    resumed = finetune(load_lm(tiny_base / "model"), rows, tmp_path / "resumed", settings, pad_id=pad)
+    assert resumed.resumed_from == 4
+    assert resumed.losses == pytest.approx(straight.losses, rel=1e-5)
+    other = FinetuneSettings(learning_rate=1e-3, batch_size=2, epochs=2)
+    with pytest.raises(TTSHostError, match="written with other settings"):
+        finetune(load_lm(tiny_base / "model"), rows, tmp_path / "resumed", other, pad_id=pad)
+
+
+def test_torchrun_two_processes_match_one_process(rows_a, tiny_base, tmp_path):
+    rows, _ = rows_a
+    rows_json = tmp_path / "rows.json"
+    rows_json.write_text(json.dumps([asdict(r) for r in rows]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    results = {}
+    for procs in (1, 2):
+        out = tmp_path / f"losses-{procs}.json"
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+                   str(HERE / "llasa_ddp_run.py"), str(tiny_base), str(rows_json), str(tmp_path / f"work-{procs}"),
+                   str(out)]
+        run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[procs] = json.loads(out.read_text())
+    assert results[2]["world"] == 2 and results[1]["world"] == 1
+    assert len(results[1]["losses"]) == len(results[2]["losses"]) == 6
+    assert results[2]["losses"] == pytest.approx(results[1]["losses"], rel=1e-4)
+    assert results[1]["losses"][-1] < results[1]["losses"][0]
