@@ -39,19 +39,28 @@ def _size(count: int) -> str:
 
 
 def _print_table(title: str, columns: list[str], rows: list[list[str]], empty: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
+    """A table drawn in rich's heavy-head box style, laid out directly (rich's ``Table`` spends
+    about half a millisecond per row, too slow for a 10,000-voice listing)."""
     if not rows:
-        console.print(empty)
+        click.echo(empty)
         return
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    from rich.cells import cell_len
+
+    widths = [max(cell_len(cell) for cell in column) for column in zip(columns, *rows)]
+
+    def line(cells: list[str], edge: str, middle: str) -> str:
+        padded = (f" {cell}{' ' * (width - cell_len(cell))} " for cell, width in zip(cells, widths))
+        return edge + middle.join(padded) + edge
+
+    def rule(left: str, fill: str, middle: str, right: str) -> str:
+        return left + middle.join(fill * (width + 2) for width in widths) + right
+
+    total = sum(widths) + 3 * len(widths) + 1
+    out = [title.center(total).rstrip(), rule("┏", "━", "┳", "┓"), line(columns, "┃", "┃"),
+           rule("┡", "━", "╇", "┩")]
+    out += [line(row, "│", "│") for row in rows]
+    out.append(rule("└", "─", "┴", "┘"))
+    click.echo("\n".join(out))
 
 
 def _report(problems: list[Problem], checked: str) -> None:
