@@ -17,6 +17,7 @@ from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa.base import CODEC_DIR, MODEL_DIR, quiet_transformers, validate_base
 from tts_host.plugins.llasa.data import Row, Skipped, dataset_rows
 from tts_host.plugins.llasa.train import FinetuneResult, FinetuneSettings, distributed_context, evaluate, finetune
+from tts_host.training.batching import mix_replay
 
 if TYPE_CHECKING:
     from tts_host.data import Clip, FeatureCache
@@ -83,15 +84,6 @@ def load_trainable(start_dir: Path, settings: FinetuneSettings) -> Any:
     return get_peft_model(load_lm(start_dir / MODEL_DIR), lora_config(settings.lora_rank, settings.lora_alpha))
 
 
-def replay_rows(earlier: Mapping[str, Sequence[Row]], fraction: float, count: int, seed: int) -> list[Row]:
-    """About ``fraction`` x ``count`` rows drawn evenly from the earlier speakers' training rows."""
-    if fraction < 0:
-        raise TTSHostError(f"--replay must be >= 0, got {fraction}")
-    pool = [row for name in sorted(earlier) for row in earlier[name]]
-    wanted = min(len(pool), round(fraction * count))
-    return random.Random(seed).sample(pool, wanted) if wanted else []
-
-
 def save_trained(model: Any, tokenizer: Any, out_dir: Path, lora: bool) -> dict[str, Path]:
     """Write the trained weights (LM safetensors, or the LoRA adapter alone); returns role -> file."""
     if out_dir.exists():
@@ -116,6 +108,7 @@ def finetune_voice(
     tag_speakers: bool = True,
     cache: "FeatureCache | None" = None,
     on_step: Callable[[int, int, float], None] | None = None,
+    progress: bool = False,
 ) -> VoiceFinetune:
     """Fine-tune the model in ``start_dir`` (a materialised base or checkpoint) for ``speaker``.
 
@@ -143,12 +136,16 @@ def finetune_voice(
     for name, other in (earlier or {}).items():
         earlier_train[name] = rows_of(other.train, name)[0]
         heldout[name] = rows_of(other.heldout, name)[0]
-    replayed = replay_rows(earlier_train, replay, len(rows), settings.seed)
+    pool = [row for name in sorted(earlier_train) for row in earlier_train[name]]
+    if not 0.0 <= replay < 1.0:
+        raise TTSHostError(f"--replay is the share of earlier speakers' rows in training, in [0, 1); got {replay}")
+    mixed = mix_replay(rows, pool, replay, random.Random(settings.seed))
 
     model = load_trainable(start_dir, settings)
     pad = tokenizer.pad_token_id
     before = {name: evaluate(model, hrows, pad) for name, hrows in heldout.items() if hrows}
-    result = finetune(model, rows + replayed, work_dir, settings, pad_id=pad, context=context, on_step=on_step)
+    result = finetune(model, mixed, work_dir, settings, pad_id=pad, context=context, on_step=on_step,
+                      progress=progress)
     after = {name: evaluate(model, hrows, pad) for name, hrows in heldout.items() if hrows}
     files: dict[str, Path] = {}
     if context.main:
@@ -158,4 +155,4 @@ def finetune_voice(
 
         dist.barrier()
     result.files = files
-    return VoiceFinetune(result, files, skipped, before, after, len(replayed))
+    return VoiceFinetune(result, files, skipped, before, after, len(mixed) - len(rows))

@@ -179,45 +179,36 @@ def evaluate(model: Any, rows: Sequence[Row], pad_id: int, *, batch_size: int = 
 
 def _save_state(state_dir: Path, model: Any, optimizer: Any, scheduler: Any, step: int, losses: list[float],
                 settings: FinetuneSettings) -> None:
-    """Write the resumable state (trainable weights as safetensors, optimizer/scheduler/RNG) atomically."""
-    import torch
-    from safetensors.torch import save_file
+    """Write the resumable state (trainable weights, optimizer, scheduler, RNG, step) with the shared toolkit."""
+    from tts_host.training.seeding import capture_rng
+    from tts_host.training.state import save_state
 
-    tmp = state_dir.with_name(state_dir.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
     trainable = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
-    save_file(trainable, str(tmp / "trainable.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
-    (tmp / "progress.json").write_text(json.dumps({"step": step, "losses": losses,
-                                                   "settings": settings.fingerprint()}))
-    if state_dir.exists():
-        import shutil
-
-        shutil.rmtree(state_dir)
-    tmp.rename(state_dir)
+    save_state(state_dir, {"trainable": trainable, "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "rng": capture_rng(), "step": step,
+                           "losses": losses, "settings": settings.fingerprint()})
 
 
 def _load_state(state_dir: Path, model: Any, optimizer: Any, scheduler: Any,
                 settings: FinetuneSettings) -> tuple[int, list[float]]:
     """Restore a state written by :func:`_save_state`; returns (step, losses). Refuses other settings."""
     import torch
-    from safetensors.torch import load_file
 
-    progress = json.loads((state_dir / "progress.json").read_text())
-    if progress["settings"] != settings.fingerprint():
+    from tts_host.training.seeding import restore_rng
+    from tts_host.training.state import load_state
+
+    state = load_state(state_dir)
+    if state["settings"] != settings.fingerprint():
         raise TTSHostError(f"cannot resume from {state_dir}: it was written with other settings "
                            f"(remove the folder to start over)")
-    trainable = load_file(str(state_dir / "trainable.safetensors"))
     params = dict(model.named_parameters())
     with torch.no_grad():
-        for name, value in trainable.items():
+        for name, value in state["trainable"].items():
             params[name].copy_(value)
-    saved = torch.load(state_dir / "optimizer.pt", weights_only=True)
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["rng"])
-    return int(progress["step"]), list(progress["losses"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    restore_rng(state["rng"])
+    return int(state["step"]), [float(loss) for loss in state["losses"]]
 
 
 def finetune(
@@ -229,15 +220,19 @@ def finetune(
     pad_id: int,
     context: Distributed | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
+    progress: bool = False,
 ) -> FinetuneResult:
     """Train ``model`` (plain or peft) on ``rows``; state under ``work_dir/state`` makes it resumable.
 
     Returns losses per optimizer step (the global-batch loss) and token throughput. The caller
-    saves the final weights (rank 0).
+    saves the final weights (rank 0). ``progress`` shows a rich bar on rank 0.
     """
     import torch
     from torch.utils.data import DataLoader, DistributedSampler
     from transformers import get_cosine_schedule_with_warmup
+
+    from tts_host.training.progress import StepProgress
+    from tts_host.training.seeding import seed_everything
 
     context = context or distributed_context()
     device = pick_device(context)
@@ -247,7 +242,7 @@ def finetune(
     if len(rows) < settings.batch_size * settings.grad_accumulation:
         raise TTSHostError(f"{len(rows)} training rows are fewer than one optimizer step needs "
                            f"({settings.batch_size} x {settings.grad_accumulation}); lower --batch-size")
-    torch.manual_seed(settings.seed)
+    seed_everything(settings.seed)
     model.to(device).train()
     trained = model
     if context.world > 1:
@@ -263,46 +258,48 @@ def finetune(
     scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(settings.warmup_ratio * total_steps), total_steps)
     state_dir = Path(work_dir) / STATE_DIR
     step, losses = 0, []
-    if (state_dir / "progress.json").is_file():
+    if (state_dir / "state.json").is_file():
         step, losses = _load_state(state_dir, model, optimizer, scheduler, settings)
     resumed_from = step
     bf16 = use_bf16(settings.precision, device)
     tokens, started = 0, time.perf_counter()
     epoch, offset = divmod(step, steps_per_epoch)
-    while step < total_steps:
-        sampler.set_epoch(epoch)
-        batches = iter(loader)
-        for _ in range(offset * settings.grad_accumulation):  # resuming mid-epoch: skip what was trained
-            next(batches)
-        for _ in range(steps_per_epoch - offset):
-            micro = [next(batches) for _ in range(settings.grad_accumulation)]
-            count = torch.tensor(float(sum(labelled_tokens(b) for b in micro)))
-            if context.world > 1:
-                torch.distributed.all_reduce(count)
-            optimizer.zero_grad(set_to_none=True)
-            step_loss = torch.zeros(())
-            for index, batch in enumerate(micro):
-                last = index == len(micro) - 1
-                sync = trained.no_sync() if context.world > 1 and not last else nullcontext()
-                with sync:
-                    loss = token_loss_sum(trained, batch, device, bf16) / count.to(device) * context.world
-                    loss.backward()
-                step_loss += loss.detach().cpu() / context.world
-                tokens += int(batch["attention_mask"].sum())
-            if context.world > 1:
-                torch.distributed.all_reduce(step_loss)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            losses.append(float(step_loss))
-            if on_step and context.main:
-                on_step(step, total_steps, losses[-1])
-            if context.main and settings.save_every and step % settings.save_every == 0 and step < total_steps:
-                _save_state(state_dir, model, optimizer, scheduler, step, losses, settings)
-            if step >= total_steps:
-                break
-        epoch, offset = epoch + 1, 0
+    with StepProgress(total_steps, step, "llasa fine-tune", enabled=progress and context.main) as bar:
+        while step < total_steps:
+            sampler.set_epoch(epoch)
+            batches = iter(loader)
+            for _ in range(offset * settings.grad_accumulation):  # resuming mid-epoch: skip what was trained
+                next(batches)
+            for _ in range(steps_per_epoch - offset):
+                micro = [next(batches) for _ in range(settings.grad_accumulation)]
+                count = torch.tensor(float(sum(labelled_tokens(b) for b in micro)))
+                if context.world > 1:
+                    torch.distributed.all_reduce(count)
+                optimizer.zero_grad(set_to_none=True)
+                step_loss = torch.zeros(())
+                for index, batch in enumerate(micro):
+                    last = index == len(micro) - 1
+                    sync = trained.no_sync() if context.world > 1 and not last else nullcontext()
+                    with sync:
+                        loss = token_loss_sum(trained, batch, device, bf16) / count.to(device) * context.world
+                        loss.backward()
+                    step_loss += loss.detach().cpu() / context.world
+                    tokens += int(batch["attention_mask"].sum())
+                if context.world > 1:
+                    torch.distributed.all_reduce(step_loss)
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                losses.append(float(step_loss))
+                bar.advance(losses[-1])
+                if on_step and context.main:
+                    on_step(step, total_steps, losses[-1])
+                if context.main and settings.save_every and step % settings.save_every == 0 and step < total_steps:
+                    _save_state(state_dir, model, optimizer, scheduler, step, losses, settings)
+                if step >= total_steps:
+                    break
+            epoch, offset = epoch + 1, 0
     seconds = time.perf_counter() - started
     if context.main:
         _save_state(state_dir, model, optimizer, scheduler, step, losses, settings)
