@@ -215,7 +215,7 @@ def test_ten_voices_on_one_base_store_each_shared_file_once(lib, base, base_fold
     assert len(lib.blobs.on_disk()) == len(base.files) + 2  # base files, one clip, one conditioning
 
 
-def test_a_newer_index_is_refused_and_an_old_one_is_migrated(tts_home):
+def test_the_index_is_wal_versioned_and_a_newer_one_is_refused(tts_home):
     Library(tts_home).close()
     index = tts_home / "library" / "index.sqlite"
     conn = sqlite3.connect(index)
