@@ -31,7 +31,8 @@ def test_prepare_writes_the_dataset_and_prints_the_summary(tmp_path: Path, sourc
     assert len(list((out / "wavs").glob("*.wav"))) == 6
     assert (out / "clips.csv").read_text(encoding="utf-8").splitlines()[0] == \
         "id|audio|text|speaker|language|split|duration|sha256"
-    for text in ("anna: 6 clips kept", "2 rejected", "undecodable", "empty_file", "clip durations", "2-3"):
+    for text in ("anna: 6 clips kept", "2 rejected", "undecodable", "empty_file", "broken.wav", "clip durations", "2-3",
+                 "source files: 8 processed, 0 unchanged"):
         assert text in result.stdout, text
     assert "preparing" in result.stderr  # the progress bar goes to stderr
 

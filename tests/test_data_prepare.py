@@ -190,7 +190,8 @@ def test_rerun_on_unchanged_input_is_a_no_op_and_changes_are_incremental(tmp_pat
     third = prepare_dataset(src, tmp_path / "out", "pair")
     assert (third.processed, third.reused) == (1, 98)
     assert next(c for c in third.clips if c.id == "007").text == "A changed transcript."
-    assert not (tmp_path / "out" / "wavs" / "050.wav").exists()
+    assert not list((tmp_path / "out" / "wavs").glob("050-*.wav"))
+    assert len(list((tmp_path / "out" / "wavs").glob("*.wav"))) == 99
     assert load_prepared(tmp_path / "out").clips == third.clips
 
 

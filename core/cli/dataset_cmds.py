@@ -56,13 +56,14 @@ def prepare_command(source: Path, speaker: str, out_dir: Path, fmt: str, sample_
 @click.argument("dataset_dir", type=click.Path(path_type=Path))
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Also write a PNG: duration histogram and per-clip scores.")
+@click.option("--all-rejects", is_flag=True, help="List every reject (default: the first 20).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
-def inspect_command(dataset_dir: Path, plot: Path | None, as_json: bool) -> None:
+def inspect_command(dataset_dir: Path, plot: Path | None, all_rejects: bool, as_json: bool) -> None:
     """Print the summary of a prepared dataset again (and optionally plot it)."""
     from tts_host.data.dataset import load_prepared
 
     dataset = load_prepared(dataset_dir)
-    _show(dataset, as_json)
+    _show(dataset, as_json, max_rejects=None if all_rejects else 20)
     if plot is not None:
         from tts_host.data.report import plot_report
 
@@ -71,7 +72,7 @@ def inspect_command(dataset_dir: Path, plot: Path | None, as_json: bool) -> None
             click.echo(f"plot written to {written}")
 
 
-def _show(dataset, as_json: bool) -> None:
+def _show(dataset, as_json: bool, max_rejects: int | None = 20) -> None:
     from tts_host.data.report import build_report, render_report
 
     report = build_report(dataset)
@@ -80,7 +81,7 @@ def _show(dataset, as_json: bool) -> None:
         return
     from rich.console import Console
 
-    render_report(report, Console())
+    render_report(report, Console(), max_rejects=len(report.rejects) if max_rejects is None else max_rejects)
 
 
 COMMANDS = [dataset_group]

@@ -136,12 +136,17 @@ def read_audio(path: Path | str, sample_rate: int | None = None) -> np.ndarray:
     return audio if sample_rate is None else resample(audio, reader.info.sample_rate, sample_rate)
 
 
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> str:
-    """Write 16-bit PCM mono atomically (temp file, fsync, rename); returns the file's SHA-256."""
+def write_clip(folder: Path, stem: str, audio: np.ndarray, sample_rate: int) -> tuple[Path, str]:
+    """Write 16-bit PCM mono as ``folder/<stem>-<sha256 prefix>.wav``; returns (path, full SHA-256).
+
+    The name carries the content hash, so a new clip never overwrites a file an older manifest
+    still names: an interrupted prepare leaves the previous dataset intact. Written to a temp
+    file, fsynced, then renamed.
+    """
     import soundfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=path.parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=folder)
     try:
         with os.fdopen(handle, "w+b") as out:
             soundfile.write(out, audio, sample_rate, subtype="PCM_16", format="WAV")
@@ -149,8 +154,9 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> str:
             os.fsync(out.fileno())
             out.seek(0)
             digest = hashlib.sha256(out.read()).hexdigest()
+        path = folder / f"{stem}-{digest[:10]}.wav"
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    return digest
+    return path, digest

@@ -4,7 +4,7 @@ A prepared dataset is a folder::
 
     manifest.json   everything below, authoritative
     clips.csv       one row per kept clip (id|audio|text|speaker|language|split|duration|sha256)
-    wavs/<id>.wav   mono 16-bit PCM at the dataset's sample rate, peak-normalised
+    wavs/<id>-<sha256 prefix>.wav   mono 16-bit PCM at the dataset's sample rate, peak-normalised
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tts_host.data import quality
-from tts_host.data.audio import AudioReader, resample, write_wav
+from tts_host.data.audio import AudioReader, resample, write_clip
 from tts_host.data.dataset import Reject
 from tts_host.data.errors import AudioDecodeError
 from tts_host.data.ingest import SourceItem
@@ -129,8 +129,7 @@ def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int, start: float, en
             result.rejects.append(_with(reject, reason, detail))
             return None
     audio = audio * np.float32(settings.peak / peak)
-    path = job.wav_dir / f"{clip_id}.wav"
-    digest = write_wav(path, audio, settings.sample_rate)
+    path, digest = write_clip(job.wav_dir, clip_id, audio, settings.sample_rate)
     stat = path.stat()
     return {
         "id": clip_id, "audio_path": path, "text": job.item.text or "", "duration": round(len(audio) / settings.sample_rate, 4),

@@ -28,6 +28,7 @@ class DatasetReport:
     histogram: list[tuple[float, float, int]]  # (from seconds, to seconds, clips)
     notes: list[str] = field(default_factory=list)
     examples: dict[str, str] = field(default_factory=dict)  # reason -> one detail line
+    rejects: list[tuple[str, str, str]] = field(default_factory=list)  # (source, reason, detail)
     reused: int = 0
     processed: int = 0
 
@@ -58,11 +59,12 @@ def build_report(dataset: PreparedDataset, bin_seconds: float = 1.0) -> DatasetR
         train_clips=len(dataset.train), heldout_clips=len(dataset.heldout), rejected=len(dataset.rejects),
         rejected_seconds=round(sum(reject.duration for reject in dataset.rejects), 3),
         reasons=dict(sorted(reasons.items(), key=lambda item: -item[1]["count"])), histogram=histogram,
-        notes=list(dataset.notes), examples=examples, reused=dataset.reused, processed=dataset.processed)
+        notes=list(dataset.notes), examples=examples, reused=dataset.reused, processed=dataset.processed,
+        rejects=[(reject.source, reject.reason, reject.detail) for reject in dataset.rejects])
 
 
-def render_report(report: DatasetReport, console: Any) -> None:
-    """Print ``report`` with rich: totals, a reasons table, a text duration histogram, notes."""
+def render_report(report: DatasetReport, console: Any, max_rejects: int = 20) -> None:
+    """Print ``report`` with rich: totals, reasons, each reject (up to ``max_rejects``), histogram, notes."""
     from rich.table import Table
 
     console.print(f"[bold]{report.speaker}[/]: {report.kept_clips} clips kept, {report.kept_seconds / 60:.2f} min "
@@ -76,6 +78,13 @@ def render_report(report: DatasetReport, console: Any) -> None:
             table.add_row(reason, str(int(entry["count"])), f"{entry['seconds'] / 60:.2f}", REASONS.get(reason, ""),
                           report.examples.get(reason, ""))
         console.print(table)
+        shown = report.rejects[:max_rejects]
+        table = Table(title=f"rejects ({len(shown)} of {len(report.rejects)})", title_justify="left")
+        for column in ("source", "reason", "detail"):
+            table.add_column(column)
+        for row in shown:
+            table.add_row(*row)
+        console.print(table)
     if report.histogram:
         table = Table(title="clip durations", title_justify="left")
         table.add_column("seconds")
@@ -87,6 +96,8 @@ def render_report(report: DatasetReport, console: Any) -> None:
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")
+    if report.processed or report.reused:
+        console.print(f"source files: {report.processed} processed, {report.reused} unchanged and reused")
 
 
 def plot_report(dataset: PreparedDataset, path: Path | str) -> Path:
