@@ -1,18 +1,103 @@
-"""``tts-host finetune`` and ``tts-host speak``: train a voice and use it."""
+"""``tts-host finetune``, ``tts-host speak`` and ``tts-host demo``: train a voice, use it, see it all run.
+
+``finetune`` and ``speak`` are generic over backends: they resolve ``--backend`` (or the
+voice's backend) through the plugin host and call the backend's ``finetune`` / ``speak``
+methods with the keyword arguments documented in docs/backends/xtts.md.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from tts_host.errors import TTSHostError
 
-@click.group("finetune", invoke_without_command=False)
-def finetune_group() -> None:
+
+def _backend(name: str):
+    from tts_host.host import get_host
+
+    backend = get_host().build_backend(name)
+    return backend
+
+
+def _require(backend, method: str):
+    if not callable(getattr(backend, method, None)):
+        raise TTSHostError(f"backend '{backend.name}' does not support {method}")
+    return getattr(backend, method)
+
+
+def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
+    for line in lines:
+        click.echo(line)
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
+
+
+@click.command("finetune")
+@click.option("--backend", "backend_name", required=True, help="Backend to train (e.g. xtts).")
+@click.option("--speaker", required=True, help="Name of the speaker (and of the voice it becomes).")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="The speaker's recordings (folder or list file), or a prepared dataset folder.")
+@click.option("--from", "start", default=None, help="Start from this voice's checkpoint (sequential fine-tune).")
+@click.option("--base", default=None, help="Start from this base (default: the backend's only base).")
+@click.option("--config", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="YAML file of fine-tune settings.")
+@click.option("--epochs", type=int, default=None, help="Passes over the training clips.")
+@click.option("--batch-size", type=int, default=None, help="Clips per optimizer step.")
+@click.option("--lr", type=float, default=None, help="Learning rate.")
+@click.option("--replay", type=float, default=None, help="Share of earlier speakers' clips mixed into batches (0-1).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run of the same fine-tune.")
+@click.option("--log-dir", type=click.Path(path_type=Path), default=None,
+              help="Write TensorBoard scalars and a loss-curve PNG here.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def finetune_command(backend_name: str, speaker: str, data: Path, start: str | None, base: str | None,
+                     config: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
+                     replay: float | None, resume: bool, log_dir: Path | None, quiet: bool) -> None:
     """Fine-tune a backend on a speaker's recordings, on top of a base or an earlier voice."""
+    from tts_host.speakers.library import Library
+
+    backend = _backend(backend_name)
+    finetune = _require(backend, "finetune")
+    with Library() as library:
+        try:
+            outcome = finetune(library, speaker=speaker, data=data, start=start, base=base, config=config,
+                               epochs=epochs, batch_size=batch_size, lr=lr, replay=replay, resume=resume,
+                               log_dir=log_dir, progress=not quiet)
+        except KeyboardInterrupt:
+            raise TTSHostError("interrupted: the state is saved; run the same command with --resume to continue")
+    _echo_lines(outcome.summary_lines(), outcome.warnings)
 
 
-@click.group("speak")
-def speak_group() -> None:
+@click.command("speak")
+@click.option("--voice", required=True, help="Voice from the library.")
+@click.argument("text")
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="WAV file to write.")
+@click.option("--language", default=None, help="Language of the text (default: the voice's).")
+@click.option("--stream", is_flag=True, help="Synthesise in chunks and report the time to first audio.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+def speak_command(voice: str, text: str, out: Path, language: str | None, stream: bool, seed: int) -> None:
     """Synthesise speech with a voice from the library."""
+    from tts_host.speakers.library import Library
+
+    with Library() as library:
+        record = library.voice(voice)
+        speak = _require(_backend(record.backend), "speak")
+        result = speak(library, voice=voice, text=text, out=out, language=language, stream=stream, seed=seed)
+    _echo_lines(result.summary_lines())
 
 
-COMMANDS = [finetune_group, speak_group]
+@click.command("demo")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=Path(".tts-host-demo"),
+              show_default=True, help="Where the demo keeps its library, speech and outputs.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo_command(workdir: Path, quiet: bool) -> None:
+    """Run the whole job on an embedded default: two espeak-ng voices, a tiny XTTS, A then B from A."""
+    from tts_host.plugins.xtts.demo import run_demo
+
+    for line in run_demo(workdir, progress=not quiet):
+        click.echo(line)
+
+
+COMMANDS = [finetune_command, speak_command, demo_command]

@@ -80,3 +80,28 @@ class XttsBackend(Backend):
 
         name = getattr(voice, "name", str(voice))
         return export_coqui(Path(model_folder), {name: dict(conditioning)} if conditioning else {}, Path(out))
+
+    def finetune(self, library: Any, *, speaker: str, data: Path, start: str | None = None,
+                 base: str | None = None, config: Path | None = None, epochs: int | None = None,
+                 batch_size: int | None = None, lr: float | None = None, replay: float | None = None,
+                 resume: bool = False, log_dir: Path | None = None, progress: bool = True,
+                 on_step: Any = None, **settings: Any):
+        """Fine-tune the GPT for ``speaker`` on ``data``, from ``start`` (voice or record) or ``base``.
+
+        Returns a :class:`~tts_host.plugins.xtts.finetune.FinetuneOutcome` (``summary_lines()``,
+        ``warnings``, the stored checkpoint and voice). Extra keyword settings override the config.
+        """
+        from tts_host.plugins.xtts.finetune import run_finetune
+        from tts_host.plugins.xtts.training import FinetuneSettings
+
+        options = FinetuneSettings.load(config, epochs=epochs, batch_size=batch_size, lr=lr, replay=replay,
+                                        **settings)
+        return run_finetune(self, library, speaker=speaker, data=Path(data), start=start, base=base,
+                            settings=options, resume=resume, log_dir=log_dir, progress=progress, on_step=on_step)
+
+    def speak(self, library: Any, *, voice: str, text: str, out: Path, language: str | None = None,
+              stream: bool = False, seed: int = 0, bf16: bool = False):
+        """Synthesise ``text`` with ``voice`` into a 24 kHz wav at ``out``; returns a ``SpeechResult``."""
+        from tts_host.plugins.xtts.synthesis import speak_voice
+
+        return speak_voice(library, voice, text, Path(out), language=language, stream=stream, seed=seed, bf16=bf16)

@@ -73,6 +73,14 @@ class SpeechResult:
         """Wall time / audio time (below 1 is faster than real time)."""
         return self.wall_seconds / self.seconds if self.seconds else float("inf")
 
+    def summary_lines(self) -> list[str]:
+        """Lines the CLI prints."""
+        lines = [f"wrote {self.path} ({self.seconds:.2f} s at {self.sample_rate} Hz, "
+                 f"synthesis {self.wall_seconds:.2f} s, real-time factor {self.real_time_factor:.2f})"]
+        if self.first_audio_seconds is not None:
+            lines.append(f"time to first audio: {self.first_audio_seconds:.3f} s")
+        return lines
+
 
 def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *, language: str = "en",
                stream: bool = False, seed: int = 0, bf16: bool = False, max_new_tokens: int | None = None,
@@ -122,3 +130,40 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
     sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     tmp.replace(path)
     return path
+
+
+def voice_conditioning(library: Any, voice: Any, model_folder: Path) -> dict[str, np.ndarray]:
+    """A voice's conditioning: stored with the voice, else its entry in the checkpoint's speakers file."""
+    from tts_host.plugins.xtts.speakers_file import FILE, read_speakers
+
+    stored = library.voice_conditioning(voice)
+    if stored:
+        return stored
+    entry = read_speakers(model_folder / FILE).get(voice.name)
+    if entry is None:
+        raise TTSHostError(f"voice '{voice.name}' has no conditioning: clone it again with `tts-host voices add`")
+    return entry
+
+
+def speak_voice(library: Any, voice_name: str, text: str, out: Path, *, language: str | None = None,
+                stream: bool = False, seed: int = 0, bf16: bool = False) -> SpeechResult:
+    """Validate the voice's model through the library, synthesise ``text`` and write a 24 kHz wav."""
+    import tempfile
+
+    from tts_host.plugins.xtts.model import load_xtts
+
+    voice = library.voice(voice_name)
+    if voice.backend != "xtts":
+        raise TTSHostError(f"voice '{voice_name}' belongs to backend '{voice.backend}', not 'xtts'")
+    with tempfile.TemporaryDirectory(prefix="tts-host-speak-") as tmp:
+        folder = Path(tmp) / "model"
+        library.validate_for_finetune(voice, dest=folder)
+        model = load_xtts(folder)
+        conditioning = voice_conditioning(library, voice, folder)
+    started = time.perf_counter()
+    audio, first = synthesize(model, text, conditioning, language=language or voice.language or "en",
+                              stream=stream, seed=seed, bf16=bf16)
+    wall = time.perf_counter() - started
+    rate = int(model.config.model_args.output_sample_rate)
+    write_wav(out, audio, rate)
+    return SpeechResult(Path(out), rate, len(audio) / rate, wall, first)
