@@ -30,7 +30,7 @@ BROKEN_PLUGINS = {
 
         @hookimpl
         def register_vocoders(register):
-            register(ComponentFactory(name="clash", kind="vocoder", accepts={}, produces=Stream("waveform"),
+            register(ComponentFactory(name="xtts-hifigan", kind="vocoder", accepts={}, produces=Stream("waveform"),
                                       loader="builtins:dict"))
         """),
 }
@@ -99,21 +99,30 @@ def broken_site(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("name", sorted(BROKEN_PLUGINS))
 def test_a_broken_plugin_is_reported_once_and_skipped(broken_site: Path, name: str):
-    env = {"TTS_HOST_PLUGINS": f"anchor,{name}"}
-    result = run_cli("plugins", "--json", path=[broken_site], env=env)
+    env = {"TTS_HOST_PLUGINS": f"anchor,xtts,{name}"}
+    result = run_cli("plugins", "--all", "--json", path=[broken_site], env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     dist = BROKEN_PLUGINS[name][0]
     assert len(lines) == 1 and lines[0].startswith(f"warning: plugin '{name}' ({dist} 0.3): ")
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert rows["anchor"]["status"] == "loaded"
-    assert rows["anchor"]["components"] == [{"kind": "vocoder", "name": "clash"}]
+    assert rows["anchor"]["status"] == "loaded" and rows["xtts"]["status"] == "loaded"
+    assert {"kind": "vocoder", "name": "xtts-hifigan"} in rows["xtts"]["components"]
     assert rows[name]["status"].startswith("skipped: ")
+
+
+def test_a_third_party_name_clash_loses_to_the_built_in(broken_site: Path):
+    result = run_cli("plugins", "--json", path=[broken_site], env={"TTS_HOST_PLUGINS": "xtts,dupname"})
+    assert result.returncode == 0
+    assert result.stderr == (
+        "warning: plugin 'dupname' (tts-host-dupname 0.3): registers vocoder 'xtts-hifigan', "
+        f"a name already registered by plugin 'xtts' (tts-host {__version__})\n"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN_PLUGINS))
 def test_strict_mode_fails_hard_on_a_broken_plugin(broken_site: Path, name: str):
-    env = {"TTS_HOST_PLUGINS": f"anchor,{name}", "TTS_HOST_STRICT_PLUGINS": "1"}
+    env = {"TTS_HOST_PLUGINS": f"anchor,xtts,{name}", "TTS_HOST_STRICT_PLUGINS": "1"}
     result = run_cli("plugins", path=[broken_site], env=env)
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: plugin '{name}' ({BROKEN_PLUGINS[name][0]} 0.3): ")
