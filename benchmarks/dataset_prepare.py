@@ -1,0 +1,122 @@
+"""Dataset preparation throughput: seconds of audio prepared per second of wall time.
+
+Builds about ten minutes of real espeak-ng speech (three voices: long recordings with pauses,
+to be sliced, plus short transcribed clips), then times `prepare_dataset` cold (empty output
+folder) with one worker and with one worker per core, warm (a re-run on unchanged input), and
+the feature cache cold and warm (log-mel statistics of every clip). Target: at least 50x real
+time cold on 2 cores; the warm re-run should take well under a second.
+
+    python benchmarks/dataset_prepare.py [--minutes 10] [--sample-rate 22050] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from speech import SENTENCES, VOICES, long_recording, synthesize  # noqa: E402
+from tts_host.data import FeatureCache, prepare_dataset, producer_id  # noqa: E402
+
+
+def build_source(folder: Path, minutes: float) -> float:
+    """Write ~``minutes`` of speech into ``folder``; returns its total duration in seconds."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    total, index = 0.0, 0
+    voices = [VOICES[name] for name in "ABC"]
+    while total < minutes * 60:
+        voice = voices[index % len(voices)]
+        if index % 2 == 0:
+            sentences = [SENTENCES[(index + k) % len(SENTENCES)] for k in range(12)]
+            path = long_recording(voice, folder / f"long_{index:03d}.wav", sentences, pause_s=0.7)
+        else:
+            for k in range(6):
+                text = SENTENCES[(index * 6 + k) % len(SENTENCES)]
+                clip = synthesize(text, voice, folder / f"clip_{index:03d}_{k}.wav")
+                clip.with_suffix(".txt").write_text(text, encoding="utf-8")
+                total += sf.info(clip).duration
+            index += 1
+            continue
+        total += sf.info(path).duration
+        index += 1
+    return total
+
+
+def timed(function, *args, **kwargs):
+    """``(result, wall seconds)``."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def mel_stats(clip, sample_rate: int):
+    """A deterministic per-clip feature: mean and std of the log-mel spectrogram."""
+    def compute():
+        import librosa
+
+        mel = np.log(librosa.feature.melspectrogram(y=clip.read(), sr=sample_rate, n_mels=80) + 1e-5)
+        return {"mean": mel.mean(axis=1).astype(np.float32), "std": mel.std(axis=1).astype(np.float32)}
+    return compute
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--sample-rate", type=int, default=22050)
+    parser.add_argument("--keep", type=Path, default=None, help="Build the source here and keep it for re-runs.")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tts-host-bench-"))
+    os.environ["TTS_HOST_HOME"] = str(work / "home")
+    source = args.keep or work / "source"
+    if source.exists() and any(source.iterdir()):
+        import soundfile as sf
+
+        seconds = sum(sf.info(path).duration for path in source.glob("*.wav"))
+    else:
+        print(f"building {args.minutes:g} minutes of espeak-ng speech ...", flush=True)
+        seconds = build_source(source, args.minutes)
+    cores = os.cpu_count() or 1
+    print(f"source: {seconds / 60:.1f} min of audio in {len(list(source.glob('*.wav')))} files; {cores} cores; "
+          f"output {args.sample_rate} Hz")
+    try:
+        rows = []
+        for workers in sorted({1, cores}):
+            out = work / f"out_{workers}"
+            dataset, cold = timed(prepare_dataset, source, out, "bench", args.sample_rate, workers=workers)
+            rows.append((f"prepare cold, {workers} worker(s)", cold))
+        _, warm = timed(prepare_dataset, source, out, "bench", args.sample_rate)
+        rows.append(("prepare warm (unchanged input)", warm))
+        cache = FeatureCache()
+        producer = producer_id("mel-stats", "0" * 64)
+        params = {"n_mels": 80, "sample_rate": args.sample_rate}
+        _, cold_cache = timed(lambda: [cache.get_or_compute(clip.sha256, producer, params,
+                                                            mel_stats(clip, args.sample_rate)) for clip in dataset.clips])
+        rows.append(("feature cache cold (log-mel stats)", cold_cache))
+        _, warm_cache = timed(lambda: [cache.get_or_compute(clip.sha256, producer, params,
+                                                            mel_stats(clip, args.sample_rate)) for clip in dataset.clips])
+        rows.append(("feature cache warm", warm_cache))
+        kept = sum(clip.duration for clip in dataset.clips)
+        print(f"kept {len(dataset.clips)} clips, {kept / 60:.1f} min; rejected {len(dataset.rejects)}; "
+              f"cache computed {cache.stats.computed}, hits {cache.stats.hits} "
+              "(identical clips share one entry: their content hash is the same)")
+        print(f"{'step':40s} {'wall s':>8s} {'x real time':>12s}")
+        for name, wall in rows:
+            print(f"{name:40s} {wall:8.3f} {seconds / wall:12.1f}")
+        print(f"target >= 50x real time cold on {cores} cores: {'met' if seconds / cold >= 50 else 'NOT met'}"
+              f" ({seconds / cold:.0f}x); warm re-run {warm * 1000:.0f} ms")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
