@@ -752,6 +752,8 @@ class Library:
             else:
                 bad[row["sha256"]] = (f"damaged: expected {row['size']} bytes with sha256 {row['sha256'][:16]}, "
                                       f"found {actual[1]} bytes with sha256 {actual[0][:16]}")
+        if not good and not bad:
+            return []
         with db.transaction(self.conn) as conn:
             for sha in good:
                 self._record_stat(conn, sha)
@@ -883,6 +885,18 @@ class Library:
         if backend:
             sql, args = sql + " WHERE v.backend = ?", (backend,)
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY v.name", args)]
+
+    def voice_table(self, backend: str | None = None) -> list[tuple[str, ...]]:
+        """Rows of display strings for ``voices list``: name, backend, model, language, created (UTC)."""
+        sql = ("SELECT v.name, v.backend, CASE WHEN v.checkpoint_id IS NULL THEN 'base ' || b.name "
+               "ELSE 'checkpoint ' || v.checkpoint_id END, COALESCE(v.language, '-'), "
+               "strftime('%Y-%m-%d %H:%M:%SZ', v.created, 'unixepoch') FROM voices v JOIN bases b ON b.id = v.base_id")
+        args: tuple = ()
+        if backend:
+            sql, args = sql + " WHERE v.backend = ?", (backend,)
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql + " ORDER BY v.name", args).fetchall()
 
     def stored_bytes(self) -> int:
         """Bytes of blob files on disk (each shared file counts once)."""
