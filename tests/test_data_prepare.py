@@ -222,3 +222,21 @@ def test_damaged_clip_file_is_remade_and_foreign_output_folders_refused(tmp_path
         prepare_dataset(tmp_path / "src", tmp_path, "a")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["speaker"] == "a" and len(manifest["clips"]) == 3
+
+
+def test_concurrent_prepares_of_one_folder_take_turns(tmp_path: Path, speaker_clips):
+    import subprocess
+    import sys
+
+    copy_clips(speaker_clips("B", 8), tmp_path / "src")
+    code = ("import sys, json\nfrom tts_host.data import prepare_dataset\n"
+            "d = prepare_dataset(sys.argv[1], sys.argv[2], 'b', workers=1)\n"
+            "print(json.dumps([d.processed, d.reused, [c.sha256 for c in d.clips]]))\n")
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "src"), str(tmp_path / "out")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    results = sorted(json.loads(out) for out, _ in outputs)
+    assert [(processed, reused) for processed, reused, _ in results] == [(0, 8), (8, 0)]
+    assert results[0][2] == results[1][2]
+    assert len(list((tmp_path / "out" / "wavs").glob("*.wav"))) == 8

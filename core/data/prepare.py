@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tts_host.data.dataset import (
     MANIFEST, WAVS, Clip, PreparedDataset, Reject, read_manifest,
@@ -22,6 +23,7 @@ from tts_host.data.ingest import SourceItem, ingest
 from tts_host.data.settings import DataSettings, default_settings
 
 PIPELINE_VERSION = 1
+LOCK = ".prepare.lock"
 
 
 def prepare_dataset(
@@ -48,6 +50,33 @@ def prepare_dataset(
     source_path, root = Path(source).resolve(), Path(out_dir).resolve()
     if root == source_path or source_path.is_relative_to(root):
         raise DatasetError(f"{out_dir}: the output folder must not contain the source")
+    if not source_path.exists():
+        raise DatasetError(f"{source}: no such file or folder")
+    _previous_manifest(root, speaker)  # refuse a foreign folder before creating anything in it
+    with _exclusive(root):
+        return _prepare(source_path, root, speaker, fmt, settings, workers, progress)
+
+
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``root`` so concurrent prepares (e.g. one per training rank) run one by one."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK, "a+b") as handle:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no advisory locks
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: DataSettings, workers: int | None,
+             progress: bool) -> PreparedDataset:
+    """The body of :func:`prepare_dataset`, run under the folder lock."""
     previous = _previous_manifest(root, speaker)
     found = ingest(source_path, speaker, fmt, settings.language)
     items = [item for item in found.items if not item.audio.resolve().is_relative_to(root)]
@@ -105,7 +134,7 @@ def _previous_manifest(root: Path, speaker: str) -> dict[str, Any]:
     if not root.is_dir():
         raise DatasetError(f"{root}: exists and is not a folder")
     if not (root / MANIFEST).exists():
-        if any(root.iterdir()):
+        if any(path.name != LOCK for path in root.iterdir()):
             raise DatasetError(f"{root}: folder is not empty and holds no prepared dataset; choose an empty folder")
         return {}
     try:
