@@ -94,9 +94,11 @@ def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: Da
         else:
             jobs.append((fingerprint, clip_id, item))
 
-    from tts_host.data.runner import run_jobs
+    results = {}
+    if jobs:  # the runner imports numpy and the decoders: a no-op re-run never needs them
+        from tts_host.data.runner import run_jobs
 
-    results = run_jobs(jobs, speaker, root / WAVS, settings, workers=workers, progress=progress)
+        results = run_jobs(jobs, speaker, root / WAVS, settings, workers=workers, progress=progress)
     sources: dict[str, dict[str, Any]] = {}
     records: list[dict[str, Any]] = []
     rejects: list[Reject] = list(found.rejects)
