@@ -2,12 +2,25 @@
 
 ``Library`` (in :mod:`tts_host.speakers.library`) is the Python API; records are plain
 frozen dataclasses (:class:`Base`, :class:`Checkpoint`, :class:`Voice`, :class:`FileEntry`).
-See ``docs/library.md`` for the layout, the guarantees and the commands.
+See ``docs/library.md`` for the layout, the guarantees and the commands. Names are exported
+lazily, so ``tts_host.speakers.listing`` can be used without importing the rest.
 """
 
-from tts_host.speakers.library import Library, Problem, default_home
-from tts_host.speakers.names import InvalidNameError, check_name
-from tts_host.speakers.records import Base, Checkpoint, FileEntry, Voice
+from __future__ import annotations
 
-__all__ = ["Base", "Checkpoint", "FileEntry", "InvalidNameError", "Library", "Problem", "Voice", "check_name",
-           "default_home"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Library": "library", "Problem": "library", "default_home": "home",
+    "InvalidNameError": "names", "check_name": "names",
+    "Base": "records", "Checkpoint": "records", "FileEntry": "records", "Voice": "records",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"tts_host.speakers.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'tts_host.speakers' has no attribute {name!r}")

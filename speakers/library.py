@@ -35,6 +35,7 @@ from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers import db
 from tts_host.speakers.blobs import BlobStore, StagedBlob, link_or_copy
 from tts_host.speakers.hashing import parallel_map, sha256_file
+from tts_host.speakers.home import default_home, index_path
 from tts_host.speakers.names import check_name
 from tts_host.speakers.records import (
     Base,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     from tts_host.backend import Backend
     from tts_host.host import PluginHost
 
-HOME_ENV = "TTS_HOST_HOME"
 CONDITIONING_ROLE = "conditioning"
 CONDITIONING_PATH = "conditioning.safetensors"
 VOICE_DIR = "voice"  # where a voice's own files go when it is materialised
@@ -59,16 +59,6 @@ VOICE_DIR = "voice"  # where a voice's own files go when it is materialised
 Model = Union[Base, Checkpoint]
 Record = Union[Base, Checkpoint, Voice]
 T = TypeVar("T")
-
-
-def default_home() -> Path:
-    """``$TTS_HOST_HOME``, else the user data directory of tts-host."""
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("tts-host"))
 
 
 @dataclass(frozen=True)
@@ -129,7 +119,7 @@ class Library:
         self.home = Path(home) if home is not None else default_home()
         self.root = self.home / "library"
         self.blobs = BlobStore(self.root)
-        self.conn = db.connect(self.root / "index.sqlite")
+        self.conn = db.connect(index_path(self.home))
         self._host = host
         self._backends: dict[str, Backend] = {}
 
@@ -879,24 +869,9 @@ class Library:
 
     def voice_rows(self, backend: str | None = None) -> list[dict[str, Any]]:
         """A light listing of voices (no manifests): name, backend, base, checkpoint, language, created."""
-        sql = ("SELECT v.name, v.backend, b.name AS base, v.checkpoint_id AS checkpoint, v.language, v.created "
-               "FROM voices v JOIN bases b ON b.id = v.base_id")
-        args: tuple = ()
-        if backend:
-            sql, args = sql + " WHERE v.backend = ?", (backend,)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY v.name", args)]
+        from tts_host.speakers.listing import voice_rows
 
-    def voice_table(self, backend: str | None = None) -> list[tuple[str, ...]]:
-        """Rows of display strings for ``voices list``: name, backend, model, language, created (UTC)."""
-        sql = ("SELECT v.name, v.backend, CASE WHEN v.checkpoint_id IS NULL THEN 'base ' || b.name "
-               "ELSE 'checkpoint ' || v.checkpoint_id END, COALESCE(v.language, '-'), "
-               "strftime('%Y-%m-%d %H:%M:%SZ', v.created, 'unixepoch') FROM voices v JOIN bases b ON b.id = v.base_id")
-        args: tuple = ()
-        if backend:
-            sql, args = sql + " WHERE v.backend = ?", (backend,)
-        cursor = self.conn.cursor()
-        cursor.row_factory = None
-        return cursor.execute(sql + " ORDER BY v.name", args).fetchall()
+        return voice_rows(self.conn, backend)
 
     def stored_bytes(self) -> int:
         """Bytes of blob files on disk (each shared file counts once)."""

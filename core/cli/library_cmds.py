@@ -174,11 +174,17 @@ def voices_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def voices_list(backend: str | None, as_json: bool) -> None:
     """List the voices in the library."""
-    with _library() as lib:
+    from tts_host.speakers import db, listing
+    from tts_host.speakers.home import default_home, index_path
+
+    conn = db.connect(index_path(default_home()))
+    try:
         if as_json:
-            click.echo(json.dumps(lib.voice_rows(backend), indent=2, ensure_ascii=False))
+            click.echo(json.dumps(listing.voice_rows(conn, backend), indent=2, ensure_ascii=False))
             return
-        rows = lib.voice_table(backend)
+        rows = listing.voice_table(conn, backend)
+    finally:
+        conn.close()
     _print_table("voices", ["name", "backend", "model", "language", "created"], rows,
                  "No voices yet: `tts-host voices add NAME --backend B --ref clip.wav`.")
 
@@ -351,9 +357,9 @@ def library_verify(deep: bool) -> None:
 @library_group.command("path")
 def library_path() -> None:
     """Print where the library lives."""
-    from tts_host.speakers import default_home
+    from tts_host.speakers.home import default_home, index_path
 
-    click.echo(default_home() / "library")
+    click.echo(index_path(default_home()).parent)
 
 
 COMMANDS = [base_group, voices_group, library_group]
