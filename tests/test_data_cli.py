@@ -86,3 +86,18 @@ def test_dataset_commands_start_without_audio_libraries():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_bad_metadata_lines_are_listed_one_line_each(tmp_path: Path, speaker_clips):
+    clips = speaker_clips("C", 3)
+    copy_clips(clips, tmp_path / "lj" / "wavs", transcripts=False)
+    lines = [f"{wav.stem}|{text}|{text}".encode() for wav, text in clips]
+    lines += [b"LJ999-0001|A line for a file that is not there.|", "LJ-\u00e9t\u00e9|\u00e9t\u00e9|".encode("cp1252"),
+              f"{clips[0][0].stem}|  |".encode()]
+    (tmp_path / "lj" / "metadata.csv").write_bytes(b"\n".join(lines) + b"\n")
+    result = run_cli("dataset", "prepare", str(tmp_path / "lj"), "--speaker", "cy", "-o", str(tmp_path / "out"),
+                     env={"COLUMNS": "250"})
+    assert result.returncode == 0, result.stderr
+    for text in ("cy: 3 clips kept", "3 rejected", "metadata.csv line 4: names 'LJ999-0001', which does not exist",
+                 "metadata.csv line 5: not UTF-8 (byte 0xe9 at column 4)", "line 6: ", "empty transcript"):
+        assert text in result.stdout, text

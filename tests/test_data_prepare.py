@@ -96,11 +96,14 @@ def test_bad_files_are_rejected_with_one_line_reasons(tmp_path: Path, speaker_cl
     copy_clips([(wav, text)], src)
     (src / "empty.wav").write_bytes(b"")
     (src / "truncated.wav").write_bytes(wav.read_bytes()[:30])
+    (src / "cut_short.wav").write_bytes(wav.read_bytes()[: wav.stat().st_size * 2 // 3])  # header promises more
     (src / "notes.wav").write_text("this is a text file, not audio\n" * 20, encoding="utf-8")
     write_float(src / "nans.wav", np.full(RATE * 3, np.nan, dtype=np.float32))
     write_float(src / "silence.wav", np.zeros(RATE * 3, dtype=np.float32), subtype="PCM_16")
     dataset = prepare_dataset(src, tmp_path / "out", "alice")
-    assert [clip.source for clip in dataset.clips] == [wav.name]
+    assert sorted(clip.source for clip in dataset.clips) == sorted([wav.name, "cut_short.wav"])
+    whole, cut = sorted(dataset.clips, key=lambda clip: clip.source != wav.name)
+    assert cut.duration < whole.duration * 0.8 and cut.text == "" and whole.text == text
     reasons = {reject.source: (reject.reason, reject.detail) for reject in dataset.rejects}
     assert reasons["empty.wav"][0] == "empty_file" and "0 bytes" in reasons["empty.wav"][1]
     assert reasons["truncated.wav"][0] == "undecodable"
