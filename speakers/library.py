@@ -559,6 +559,31 @@ class Library:
             conditioning = backend.conditioning(folder, [Path(r) for r in references])
         return self.add_voice(name, backend, model, conditioning, references, language, notes)
 
+    def set_voice_model(self, name: str, model: Model, conditioning: Mapping[str, np.ndarray] | None = None) -> Voice:
+        """Move voice ``name`` to another model of the same base (e.g. a later sequential fine-tune).
+
+        ``conditioning``, when given, replaces the stored arrays; the reference clips stay.
+        """
+        voice = self.voice(name)
+        base_id = model.id if isinstance(model, Base) else model.base_id
+        if base_id != voice.base_id or model.backend != voice.backend:
+            raise TTSHostError(f"{voice.label} speaks with base '{voice.base_name}' ({voice.backend}); "
+                               f"{model.label} is not a model of that base")
+        staged = [self.blobs.stage_bytes(_safetensors_bytes(conditioning))] if conditioning else []
+        files = [f for f in voice.files if not (conditioning and f.role == CONDITIONING_ROLE)]
+        files += [FileEntry(CONDITIONING_ROLE, CONDITIONING_PATH, b.sha256, b.size) for b in staged]
+        checkpoint_id = model.id if isinstance(model, Checkpoint) else None
+
+        def write(conn: sqlite3.Connection) -> None:
+            old = conn.execute("SELECT manifest_id FROM voices WHERE id = ?", (voice.id,)).fetchone()[0]
+            manifest_id = self._insert_manifest(conn, files)
+            conn.execute("UPDATE voices SET checkpoint_id = ?, manifest_id = ? WHERE id = ?",
+                         (checkpoint_id, manifest_id, voice.id))
+            conn.execute("DELETE FROM manifests WHERE id = ?", (old,))
+
+        self._store(staged, write)
+        return self.voice(voice.name)
+
     def voice_conditioning(self, voice: Voice) -> dict[str, np.ndarray]:
         """The conditioning arrays stored with a voice (empty when it has none)."""
         entry = next((f for f in voice.files if f.role == CONDITIONING_ROLE), None)

@@ -235,3 +235,18 @@ def test_conditioning_roundtrips_through_safetensors(lib, base):
     stored = lib.voice_conditioning(voice)
     assert set(stored) == set(arrays) and all(np.array_equal(stored[k], arrays[k]) for k in arrays)
     assert json.loads(json.dumps(voice.files[0].path)) == "conditioning.safetensors"
+
+
+def test_a_voice_moves_to_a_later_sequential_checkpoint(lib, base, base_folder, tmp_path):
+    first = lib.add_checkpoint("toy", base, None, ["a"], {"model": finetune_weights(base_folder, tmp_path / "1", 1)})
+    second = lib.add_checkpoint("toy", base, first, ["a", "b"], {"model": finetune_weights(base_folder, tmp_path / "2", 2)})
+    lib.add_voice("a", "toy", first, embedding(1))
+    moved = lib.set_voice_model("a", second, embedding(5))
+    assert moved.checkpoint_id == second.id
+    assert np.array_equal(lib.voice_conditioning(moved)["speaker_embedding"], embedding(5)["speaker_embedding"])
+    assert lib.validate_for_finetune("a") == second
+    other_base = lib.add_base("toy", write_model(tmp_path / "o", PRESETS["tiny"], 9), "other")
+    with pytest.raises(TTSHostError, match="is not a model of that base"):
+        lib.set_voice_model("a", other_base)
+    lib.gc()
+    assert lib.verify(deep=True) == []
