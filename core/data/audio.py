@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tts_host.data.errors import AudioDecodeError
+from tts_host.data.errors import AudioDecodeError, EmptyAudioError
 
 BLOCK_SECONDS = 30.0
 
@@ -55,7 +55,7 @@ class AudioReader:
         except OSError as exc:
             raise AudioDecodeError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         if size == 0:
-            raise AudioDecodeError(f"{self.path}: empty file (0 bytes)")
+            raise EmptyAudioError(f"{self.path}: empty file (0 bytes)")
         import soundfile
 
         try:

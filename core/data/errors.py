@@ -11,3 +11,7 @@ class DatasetError(TTSHostError):
 
 class AudioDecodeError(DatasetError):
     """An audio file cannot be decoded; the message says which file and why."""
+
+
+class EmptyAudioError(AudioDecodeError):
+    """An audio file has no bytes at all."""

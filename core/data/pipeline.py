@@ -6,7 +6,7 @@ envelope, the second reads back only the ranges that become clips.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +15,7 @@ import numpy as np
 from tts_host.data import quality
 from tts_host.data.audio import AudioReader, resample, write_clip
 from tts_host.data.dataset import Reject
-from tts_host.data.errors import AudioDecodeError
+from tts_host.data.errors import AudioDecodeError, EmptyAudioError
 from tts_host.data.ingest import SourceItem
 from tts_host.data.settings import DataSettings
 from tts_host.data.slicer import Span, slice_spans, trim_span
@@ -43,74 +43,89 @@ class JobResult:
 
 
 def process(job: Job, progress: Callable[[float], None] | None = None) -> JobResult:
-    """Run one job; every problem becomes a reject with a one-line detail, never an exception."""
+    """Run one job; every problem with the file becomes a reject with a one-line detail."""
     result = JobResult(job.item.name)
     try:
         _process(job, result, progress or (lambda seconds: None))
     except AudioDecodeError as exc:
-        reason = "empty_file" if "empty file (0 bytes)" in str(exc) else "undecodable"
+        reason = "empty_file" if isinstance(exc, EmptyAudioError) else "undecodable"
         result.rejects.append(Reject(job.item.name, reason, str(exc)))
     return result
 
 
 def _process(job: Job, result: JobResult, progress: Callable[[float], None]) -> None:
+    """Pass 1 streams the envelope; pass 2 reads, checks and writes each span that slicing kept."""
     settings, name = job.settings, job.item.name
     reader = AudioReader(job.item.audio)
-    rate = reader.info.sample_rate
+    rate, duration = reader.info.sample_rate, reader.info.duration
     hop = max(1, round(rate * quality.FRAME_SECONDS))
     frame_seconds = hop / rate
-    result.seconds = reader.info.duration
+    result.seconds = duration
     envelope = quality.Envelope(hop)
-    for block in reader.blocks():
+    for block in reader.blocks():  # the first half of the progress: decoding
         envelope.add(block)
         progress(len(block) / rate / 2)
     power, clipped = envelope.finish()
-    whole = Reject(name, "", "", 0.0, reader.info.duration)
-    if envelope.non_finite:
-        result.rejects.append(_with(whole, "non_finite", f"{envelope.non_finite} NaN/Inf samples"))
-        return
-    db = quality.to_db(power)
-    if not len(db) or db.max() <= quality.to_db(np.array([quality.FLOOR_POWER]))[0]:
-        result.rejects.append(_with(whole, "silent", "the file is digital silence"))
-        return
-    relative = db - db.max()
-    if job.item.text is None:
-        spans = slice_spans(relative, settings, frame_seconds)
-    else:
-        trimmed = trim_span(relative, settings, frame_seconds)
-        spans = [trimmed] if trimmed else []
-    if not spans:
-        result.rejects.append(_with(whole, "silent", f"no frame above silence_db {settings.silence_db:g} dB"))
+    problem = _whole_file_problem(envelope.non_finite, power)
+    if not problem:
+        level = quality.to_db(power)
+        relative = level - level.max()
+        spans = _spans(job, relative, frame_seconds)
+        if not spans:
+            problem = ("silent", f"no frame above silence_db {settings.silence_db:g} dB")
+    if problem:
+        result.rejects.append(Reject(name, problem[0], problem[1], 0.0, round(duration, 3)))
         return
     reported = 0.0
-    for index, span in enumerate(spans):
-        start, end = span.start * frame_seconds, min(span.end * frame_seconds, reader.info.duration)
-        clip_id = f"{job.clip_id}_{index:03d}" if job.item.text is None else job.clip_id
-        scores = {"speech_ratio": round(quality.speech_ratio(relative[span.start:span.end], settings.silence_db), 4),
-                  "snr_db": round(quality.snr_db(power[span.start:span.end], relative[span.start:span.end],
-                                                 settings.silence_db), 2),
-                  "clipped_fraction": round(float(clipped[span.start:span.end].sum()) / max(1, (span.end - span.start) * hop), 6)}
-        segment_reject = Reject(name, span.reason, span.detail, round(start, 3), round(end, 3), scores)
+    for index, span in enumerate(spans):  # the second half of the progress: clips up to each span's end
+        start, end = span.start * frame_seconds, min(span.end * frame_seconds, duration)
+        scores = _envelope_scores(power[span.start:span.end], relative[span.start:span.end],
+                                  clipped[span.start:span.end], hop, settings)
+        reject = Reject(name, span.reason, span.detail, round(start, 3), round(end, 3), scores)
         if span.reason:
-            result.rejects.append(segment_reject)
+            result.rejects.append(reject)
         else:
+            clip_id = f"{job.clip_id}_{index:03d}" if job.item.text is None else job.clip_id
             audio = reader.read(span.start * hop, min(span.end * hop, reader.info.frames))
-            record = _clip(job, clip_id, audio, rate, start, end, scores, segment_reject, result)
+            record = _clip(job, clip_id, audio, rate, reject, result)
             if record:
                 result.clips.append(record)
         progress(end / 2 - reported)
         reported = end / 2
-    progress(reader.info.duration / 2 - reported)
+    progress(duration / 2 - reported)
 
 
-def _with(reject: Reject, reason: str, detail: str) -> Reject:
-    return Reject(reject.source, reason, detail, reject.start, reject.end, reject.scores)
+def _whole_file_problem(non_finite: int, power: np.ndarray) -> tuple[str, str] | None:
+    """``(reason, detail)`` when the whole file is unusable: NaN/Inf samples or digital silence."""
+    if non_finite:
+        return "non_finite", f"{non_finite} NaN/Inf samples"
+    if not len(power) or power.max() <= quality.FLOOR_POWER:
+        return "silent", "the file is digital silence"
+    return None
 
 
-def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int, start: float, end: float,
-          scores: dict[str, float], reject: Reject, result: JobResult) -> dict[str, Any] | None:
-    """Measure, filter, normalise and write one span; returns its record or adds a reject."""
-    settings = job.settings
+def _spans(job: Job, relative_db: np.ndarray, frame_seconds: float) -> list[Span]:
+    """Slices of an untranscribed file; the trimmed whole of a transcribed one."""
+    if job.item.text is None:
+        return slice_spans(relative_db, job.settings, frame_seconds)
+    trimmed = trim_span(relative_db, job.settings, frame_seconds)
+    return [trimmed] if trimmed else []
+
+
+def _envelope_scores(power: np.ndarray, relative_db: np.ndarray, clipped: np.ndarray, hop: int,
+                     settings: DataSettings) -> dict[str, float]:
+    """Speech ratio, SNR and clipped fraction of one span, from the envelope of the source."""
+    return {
+        "speech_ratio": round(quality.speech_ratio(relative_db, settings.silence_db), 4),
+        "snr_db": round(quality.snr_db(power, relative_db, settings.silence_db), 2),
+        "clipped_fraction": round(float(clipped.sum()) / max(1, len(clipped) * hop), 6),
+    }
+
+
+def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int, reject: Reject,
+          result: JobResult) -> dict[str, Any] | None:
+    """Resample, measure, filter, normalise and write one span; returns its record or adds a reject."""
+    settings, scores = job.settings, reject.scores
     audio = resample(audio, rate, settings.sample_rate)
     peak = float(np.abs(audio).max()) if len(audio) else 0.0
     scores["spectral_entropy"] = round(quality.spectral_entropy(audio, settings.sample_rate, settings.silence_db), 4)
@@ -126,7 +141,7 @@ def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int, start: float, en
     ]
     for reason, failed, detail in checks:
         if failed:
-            result.rejects.append(_with(reject, reason, detail))
+            result.rejects.append(replace(reject, reason=reason, detail=detail))
             return None
     audio = audio * np.float32(settings.peak / peak)
     path, digest = write_clip(job.wav_dir, clip_id, audio, settings.sample_rate)
@@ -134,6 +149,6 @@ def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int, start: float, en
     return {
         "id": clip_id, "audio_path": path, "text": job.item.text or "", "duration": round(len(audio) / settings.sample_rate, 4),
         "speaker": job.speaker, "language": job.item.language, "sha256": digest, "source": job.item.name,
-        "start": round(start, 3), "end": round(end, 3), "sliced": job.item.text is None, "scores": scores,
+        "start": reject.start, "end": reject.end, "sliced": job.item.text is None, "scores": scores,
         "file_stat": [stat.st_size, stat.st_mtime_ns],
     }
