@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import yaml
 
+from library_backend import PRESETS, write_model
 from library_fixtures import flip_byte
 from plugin_dists import make_plugin_dist, run_cli
 
@@ -84,8 +89,6 @@ def test_voices_add_errors_are_one_clear_line(site, speaker_clips, tmp_path):
 
 
 def test_base_add_refuses_a_folder_missing_a_required_file(site, tmp_path):
-    from library_backend import PRESETS, write_model
-
     folder = write_model(tmp_path / "m", PRESETS["tiny"], seed=0)
     (folder / "stats.safetensors").unlink()
     result = cli(site, "base", "add", "toy", str(folder), ok=False)
@@ -98,29 +101,21 @@ def test_base_add_refuses_a_folder_missing_a_required_file(site, tmp_path):
 
 
 def test_verify_finds_damage_and_readding_the_base_repairs_it(site, tmp_path, tts_home):
-    from library_backend import PRESETS, write_model
-
     folder = write_model(tmp_path / "m", PRESETS["tiny"], seed=0)
     cli(site, "base", "add", "toy", str(folder), "--name", "m")
     clip = tmp_path / "clip.wav"
-    import numpy as np
-    import soundfile as sf
-
     sf.write(clip, np.sin(np.arange(8000) / 7).astype("float32"), 16000)
     cli(site, "voices", "add", "v", "--backend", "toy", "--ref", str(clip))
     assert "all files intact" in cli(site, "voices", "verify", "v", "--deep").stdout
-    blob = next((tts_home / "library" / "blobs").rglob("*"), None)
-    import hashlib
-
-    dvae_like = hashlib.sha256((folder / "codec.safetensors").read_bytes()).hexdigest()
-    blob = tts_home / "library" / "blobs" / dvae_like[:2] / dvae_like
+    codec = hashlib.sha256((folder / "codec.safetensors").read_bytes()).hexdigest()
+    blob = tts_home / "library" / "blobs" / codec[:2] / codec
     flip_byte(blob, 100)
     for args in (["voices", "verify", "v"], ["voices", "verify", "v", "--deep"], ["base", "verify", "--deep"]):
         result = cli(site, *args, ok=False)
         assert result.returncode == 1, args
         assert "DAMAGED base 'm' file codec.safetensors (voices: 'v'): damaged" in result.stderr
     refused = cli(site, "voices", "repair", "v", ok=False)
-    assert refused.returncode == 1 and f"Supply a file with sha256 {dvae_like}" in refused.stderr
+    assert refused.returncode == 1 and f"Supply a file with sha256 {codec}" in refused.stderr
     cli(site, "base", "add", "toy", str(folder), "--name", "m")  # the original folder re-supplies the blob
     assert "all files intact" in cli(site, "library", "verify", "--deep").stdout
 
@@ -137,8 +132,6 @@ def test_export_import_between_two_libraries_and_backend_formats(site, tmp_path,
     assert [(r["name"], r["base"]) for r in rows] == [("Bob", "toy-tiny")]
     npz = tmp_path / "bo.npz"
     cli(site, "voices", "export", "Bo", "-o", str(npz), "--format", "npz")
-    import numpy as np
-
     assert "voice.speaker_embedding" in np.load(npz).files
     bad = cli(site, "voices", "export", "Bo", "-o", str(tmp_path / "x"), "--format", "onnx", ok=False)
     assert bad.returncode == 1 and "cannot export format 'onnx' (formats: ttsvoice, npz)" in bad.stderr
@@ -153,10 +146,7 @@ def test_listing_voices_imports_nothing_heavy(site, tmp_path):
         "    try:\n        main(args)\n    except SystemExit as exc:\n        assert not exc.code, exc.code\n"
         f"print('HEAVY=' + ','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
     )
-    env_path = {"TTS_HOST_PLUGINS": ""}  # the built-in backends only; no test plugin importing numpy
-    import os
-
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **env_path})
+    env = {**os.environ, "TTS_HOST_PLUGINS": ""}  # no test plugin (it imports numpy)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "HEAVY="
