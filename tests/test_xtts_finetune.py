@@ -1,0 +1,295 @@
+"""XTTS acceptance: A -> B -> C sequential fine-tunes on espeak-ng speech, speak, coqui export,
+DVAE codes computed once per clip, corruption refused and repaired, exact resume."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tts_host.cli.main import main
+from xtts_fixtures import tiny_base_dir  # noqa: F401  (fixture)
+
+CLIPS = 5
+TRAIN_ARGS = ["--epochs", "3", "--batch-size", "2", "--lr", "1e-3", "--quiet"]
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run the tts-host CLI in this process; returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def error_line(stderr: str) -> str:
+    """The one ``error:`` line the CLI printed (there must be exactly one)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def speaker_folder(speaker_clips, speaker: str, target: Path) -> Path:
+    """A private folder with this speaker's first clips and transcripts."""
+    target.mkdir(parents=True)
+    for wav, _ in speaker_clips(speaker, CLIPS):
+        shutil.copy(wav, target / wav.name)
+        shutil.copy(wav.with_suffix(".txt"), target / wav.with_suffix(".txt").name)
+    return target
+
+
+class CodeCalls:
+    """Counts DVAE code computations (wraps the real DiscreteVAE method; the real work still runs)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def install(self, patch: pytest.MonkeyPatch) -> None:
+        from TTS.tts.layers.xtts.dvae import DiscreteVAE
+
+        original = DiscreteVAE.get_codebook_indices
+        counter = self
+
+        def counting(dvae, mels):
+            counter.count += mels.shape[0]
+            return original(dvae, mels)
+
+        patch.setattr(DiscreteVAE, "get_codebook_indices", counting)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, speaker_clips):
+    """A library where A was fine-tuned on a tiny base, then B from A (replay 0.2), then C from B."""
+    root = tmp_path_factory.mktemp("xtts-chain")
+    home = root / "home"
+    data = {s: speaker_folder(speaker_clips, s, root / "data" / s) for s in "ABC"}
+    calls, results = CodeCalls(), {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TTS_HOST_HOME", str(home))
+        calls.install(patch)
+        results["init"] = run_cli("base", "init", "xtts", "--preset", "tiny", "--name", "tiny")
+        for speaker, start in (("A", []), ("B", ["--from", "A", "--replay", "0.2"]), ("C", ["--from", "B"])):
+            before = calls.count
+            log = ["--log-dir", str(root / "logs" / speaker)] if speaker == "A" else []
+            results[speaker] = run_cli("finetune", "--backend", "xtts", "--speaker", speaker, "--data",
+                                       str(data[speaker]), *start, *TRAIN_ARGS, *log)
+            results[f"calls_{speaker}"] = calls.count - before
+    return {"home": home, "root": root, "data": data, "results": results}
+
+
+def library(home: Path):
+    from tts_host.speakers.library import Library
+
+    return Library(home)
+
+
+def test_sequential_finetunes_train_and_keep_every_speaker(chain):
+    results = chain["results"]
+    assert results["init"][0] == 0, results["init"]
+    for speaker in "ABC":
+        code, out, err = results[speaker]
+        assert code == 0, err
+        assert f"voice '{speaker}'" in out and "training loss" in out
+    with library(chain["home"]) as lib:
+        checkpoints = lib.checkpoints()
+        assert [c.speakers for c in checkpoints] == [("A",), ("A", "B"), ("A", "B", "C")]
+        assert [c.parent_id for c in checkpoints] == [None, checkpoints[0].id, checkpoints[1].id]
+        for checkpoint in checkpoints:
+            metrics = checkpoint.metrics
+            assert metrics["train_loss_last"] < metrics["train_loss_first"] * 0.8
+            assert metrics["heldout_loss"] < metrics["heldout_before"]
+        # The earlier speakers' held-out loss is measured before and after each sequential step.
+        assert set(checkpoints[1].metrics["forgetting"]) == {"A"}
+        assert set(checkpoints[2].metrics["forgetting"]) == {"A", "B"}
+        for record in checkpoints[2].metrics["forgetting"].values():
+            assert record["before"] > 0 and record["after"] > 0
+        # Protected files are literally the base's blobs; only the GPT and the speakers file are new.
+        base = {f.role: f.sha256 for f in lib.base("tiny").files}
+        last = {f.role: f.sha256 for f in checkpoints[2].files}
+        for role in ("dvae", "mel_stats", "vocab", "model", "config"):
+            assert last[role] == base[role]
+        assert "gpt" in last and "speakers" in last
+        assert len({c.files for c in checkpoints}) == 3
+    png = chain["root"] / "logs" / "A" / "loss.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dvae_codes_are_computed_once_per_clip_across_epochs_and_runs(chain):
+    results = chain["results"]
+    with library(chain["home"]) as lib:
+        clips = lib.checkpoints()[-1].training_config["clips"]
+    # Three epochs, replay of A in B's run, A and B held-out checks in C's run: still one code pass per clip.
+    for speaker in "ABC":
+        assert results[f"calls_{speaker}"] == len(clips[speaker]) > 0
+
+
+def test_speak_writes_non_silent_24khz_audio_for_every_voice(chain, monkeypatch, tmp_path):
+    import soundfile as sf
+
+    monkeypatch.setenv("TTS_HOST_HOME", str(chain["home"]))
+    for speaker in "ABC":
+        out = tmp_path / f"{speaker}.wav"
+        stream = ["--stream"] if speaker == "C" else []
+        code, stdout, stderr = run_cli("speak", "--voice", speaker, "Hello there, how are you?", "-o", str(out),
+                                       *stream)
+        assert code == 0, stderr
+        audio, rate = sf.read(out, dtype="float32")
+        assert rate == 24000 and audio.ndim == 1 and len(audio) > 2400
+        assert np.isfinite(audio).all() and float(np.sqrt(np.mean(audio**2))) > 1e-3
+        assert ("time to first audio" in stdout) == bool(stream)
+
+
+def test_coqui_export_loads_with_coquis_own_loader_and_speaks_every_speaker(chain, monkeypatch, tmp_path):
+    import torch
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.models.xtts import Xtts
+
+    monkeypatch.setenv("TTS_HOST_HOME", str(chain["home"]))
+    out = tmp_path / "export"
+    code, _, stderr = run_cli("voices", "export", "C", "--format", "coqui", "-o", str(out))
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.json", "model.pth", "dvae.pth", "mel_stats.pth", "vocab.json", "speakers_xtts.pth"])
+    speakers = torch.load(out / "speakers_xtts.pth", weights_only=True)
+    assert sorted(speakers) == ["A", "B", "C"]
+    config = XttsConfig()
+    config.load_json(str(out / "config.json"))
+    model = Xtts(config)
+    model.load_checkpoint(config, checkpoint_dir=str(out), eval=True, strict=True)
+    assert model.speaker_manager.speaker_names == ["A", "B", "C"]
+    with library(chain["home"]) as lib:
+        checkpoint = lib.checkpoints()[-1]
+        gpt_blob = lib.blob_path(next(f.sha256 for f in checkpoint.files if f.role == "gpt"))
+        dvae_blob = lib.blob_path(next(f.sha256 for f in checkpoint.files if f.role == "dvae"))
+    from safetensors.torch import load_file
+
+    trained = load_file(str(gpt_blob))
+    assert torch.equal(model.gpt.text_embedding.weight, trained["text_embedding.weight"])
+    assert (out / "dvae.pth").read_bytes() == dvae_blob.read_bytes()
+    torch.manual_seed(0)
+    wav = model.synthesize("Hello from the export.", speaker="A", language="en", max_new_tokens=40)["wav"]
+    assert len(wav) > 0 and np.isfinite(wav).all()
+
+
+def _writable_copy(home: Path, target: Path) -> Path:
+    shutil.copytree(home, target)
+    return target
+
+
+def _dvae_blob(home: Path) -> Path:
+    with library(home) as lib:
+        return lib.blob_path(next(f.sha256 for f in lib.base("tiny").files if f.role == "dvae"))
+
+
+@pytest.mark.parametrize("damage", ["alltalk-prefix", "flipped-byte"])
+def test_corrupted_dvae_is_refused_before_training_and_repaired(chain, monkeypatch, tmp_path, damage):
+    import torch
+
+    home = _writable_copy(chain["home"], tmp_path / "home")
+    monkeypatch.setenv("TTS_HOST_HOME", str(home))
+    blob = _dvae_blob(home)
+    original = tmp_path / "original-base"  # the user's intact copy of the base folder
+    original.mkdir()
+    shutil.copy(blob, original / "dvae.pth")
+    os.chmod(blob, stat.S_IRUSR | stat.S_IWUSR)
+    if damage == "alltalk-prefix":
+        state = torch.load(blob, weights_only=True)
+        torch.save({f"dvae.{k}": v for k, v in state.items()}, blob)
+    else:
+        data = bytearray(blob.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        blob.write_bytes(bytes(data))
+
+    code, out, err = run_cli("finetune", "--backend", "xtts", "--speaker", "D", "--data", str(chain["data"]["C"]),
+                             "--from", "A", *TRAIN_ARGS)
+    assert code == 1 and "dvae.pth" in error_line(err) and "damaged" in error_line(err)
+    assert "training loss" not in out
+    with library(home) as lib:
+        assert len(lib.checkpoints()) == 3 and "D" not in [v.name for v in lib.voices()]
+
+    code, out, err = run_cli("voices", "repair", "A", "--source", str(original))
+    assert code == 0, err
+    assert blob.read_bytes() == (original / "dvae.pth").read_bytes()
+    if damage == "alltalk-prefix":  # after the repair, the fine-tune runs
+        code, out, err = run_cli("finetune", "--backend", "xtts", "--speaker", "D", "--data",
+                                 str(chain["data"]["C"]), "--from", "A", "--epochs", "1", "--batch-size", "2",
+                                 "--lr", "1e-3", "--quiet")
+        assert code == 0, err
+        assert "speakers: A, D" in out
+
+
+def test_base_import_refuses_an_alltalk_dvae(tiny_base_dir, tmp_path, monkeypatch):
+    import torch
+
+    folder = tmp_path / "published"
+    shutil.copytree(tiny_base_dir, folder)
+    state = torch.load(folder / "dvae.pth", weights_only=True)
+    torch.save({f"dvae.{k}": v for k, v in state.items()}, folder / "dvae.pth")
+    code, out, err = run_cli("base", "add", "xtts", str(folder), "--name", "alltalk")
+    assert code == 1 and "dvae.pth" in error_line(err) and "prefixed 'dvae.'" in err
+    code, out, err = run_cli("base", "add", "xtts", str(tiny_base_dir), "--name", "good")
+    assert code == 0, err
+
+
+def test_resume_after_interruption_reaches_the_same_weights(chain, tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    from tts_host.speakers.library import Library
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("TTS_HOST_HOME", str(home))
+    assert run_cli("base", "init", "xtts", "--preset", "tiny", "--name", "tiny")[0] == 0
+
+    def interrupt(step: int, loss: float) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with Library(home) as lib:
+        backend = lib.backend("xtts")
+        options = dict(speaker="A", data=chain["data"]["A"], base="tiny", epochs=3, batch_size=2, lr=1e-3,
+                       progress=False)
+        with pytest.raises(KeyboardInterrupt):
+            backend.finetune(lib, on_step=interrupt, **options)
+        assert lib.checkpoints() == []
+        code, out, err = run_cli("finetune", "--backend", "xtts", "--speaker", "A", "--data",
+                                 str(chain["data"]["A"]), "--base", "tiny", "--resume", *TRAIN_ARGS)
+        assert code == 0, err
+    with Library(home) as lib:
+        resumed = lib.checkpoints()[0]
+        resumed_gpt = load_file(str(lib.blob_path(next(f.sha256 for f in resumed.files if f.role == "gpt"))))
+    assert resumed.training_config["resumed_from"] == 3
+    with Library(chain["home"]) as lib:
+        straight = lib.checkpoints()[0]
+        straight_gpt = load_file(str(lib.blob_path(next(f.sha256 for f in straight.files if f.role == "gpt"))))
+    assert resumed.metrics["train_loss_last"] == pytest.approx(straight.metrics["train_loss_last"], rel=1e-5)
+    assert resumed.metrics["steps"] == straight.metrics["steps"]
+    for key, value in straight_gpt.items():
+        assert torch.allclose(resumed_gpt[key], value, atol=1e-5, rtol=1e-4), key
+    assert not list((home / "work" / "xtts").glob("run-*"))  # work files removed once stored
+
+
+def test_bad_finetune_inputs_are_one_line_errors(tmp_path, monkeypatch, chain):
+    monkeypatch.setenv("TTS_HOST_HOME", str(chain["home"]))
+    cases = [
+        (["--speaker", "E", "--data", str(tmp_path / "missing"), "--from", "A"], "no such file or folder"),
+        (["--speaker", "A", "--data", str(chain["data"]["A"]), "--from", "B"], "a voice named 'A' already exists"),
+        (["--speaker", "E", "--data", str(chain["data"]["A"]), "--from", "A", "--base", "tiny"], "not both"),
+        (["--speaker", "E", "--data", str(chain["data"]["A"]), "--from", "A", "--replay", "1.5"], "replay must be"),
+        (["--speaker", "E", "--data", str(chain["data"]["A"]), "--from", "A", "--resume"], "no interrupted run"),
+    ]
+    for args, message in cases:
+        code, _, err = run_cli("finetune", "--backend", "xtts", *args, "--quiet")
+        assert code == 1 and message in error_line(err), (args, err)
+    code, _, err = run_cli("speak", "--voice", "nobody", "hi", "-o", str(tmp_path / "x.wav"))
+    assert code == 1 and "no voice named 'nobody'" in error_line(err) and not (tmp_path / "x.wav").exists()
