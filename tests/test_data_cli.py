@@ -101,3 +101,15 @@ def test_bad_metadata_lines_are_listed_one_line_each(tmp_path: Path, speaker_cli
     for text in ("cy: 3 clips kept", "3 rejected", "metadata.csv line 4: names 'LJ999-0001', which does not exist",
                  "metadata.csv line 5: not UTF-8 (byte 0xe9 at column 4)", "line 6: ", "empty transcript"):
         assert text in result.stdout, text
+
+
+def test_inspect_names_missing_clip_files(tmp_path: Path, source: Path):
+    out = tmp_path / "out"
+    assert run_cli("dataset", "prepare", str(source), "--speaker", "anna", "-o", str(out), "--json").returncode == 0
+    victim = sorted((out / "wavs").glob("*.wav"))[2]
+    victim.unlink()
+    result = run_cli("dataset", "inspect", str(out))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "1 clip file(s) missing" in result.stderr and victim.name in result.stderr
+    again = run_cli("dataset", "prepare", str(source), "--speaker", "anna", "-o", str(out), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["processed"] == 1 and victim.exists()

@@ -243,3 +243,15 @@ def test_concurrent_prepares_of_one_folder_take_turns(tmp_path: Path, speaker_cl
     assert [(processed, reused) for processed, reused, _ in results] == [(0, 8), (8, 0)]
     assert results[0][2] == results[1][2]
     assert len(list((tmp_path / "out" / "wavs").glob("*.wav"))) == 8
+
+
+def test_output_inside_the_source_folder_is_not_ingested_again(tmp_path: Path, speaker_clips):
+    copy_clips(speaker_clips("A", 3), tmp_path / "src")
+    first = prepare_dataset(tmp_path / "src", tmp_path / "src" / "prepared", "a")
+    second = prepare_dataset(tmp_path / "src", tmp_path / "src" / "prepared", "a")
+    assert len(first.clips) == len(second.clips) == 3 and second.processed == 0
+
+
+def test_unknown_backend_preset_is_named():
+    with pytest.raises(DatasetError, match="no preset config nosuch/tiny.yaml"):
+        load_settings(backend="nosuch", preset="tiny")
