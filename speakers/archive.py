@@ -206,9 +206,12 @@ def _plan(lib: Library, manifest: dict[str, Any], source: Path, as_name: str | N
     voice_files = _manifest_files(voice.get("files"), f"{source} voice")
     ckpt_files = _manifest_files(ckpt.get("files"), f"{source} checkpoint") if ckpt else ()
     digest = manifest_digest(base_files)
+    backends = {backend, str(base_raw.get("backend")), *([str(ckpt.get("backend"))] if ckpt else [])}
+    if len(backends) != 1:
+        raise ArchiveError(f"{source}: the voice, its checkpoint and its base name different backends ({', '.join(sorted(backends))})")
     if lib.conn.execute("SELECT 1 FROM voices WHERE name = ?", (name,)).fetchone():
         raise ArchiveError(f"a voice named '{name}' already exists: import with --as NEW_NAME")
-    existing = lib.conn.execute("SELECT name FROM bases WHERE digest = ?", (digest,)).fetchone()
+    existing = lib.conn.execute("SELECT name FROM bases WHERE digest = ? AND backend = ?", (digest, backend)).fetchone()
     same_name = lib.conn.execute("SELECT digest FROM bases WHERE name = ?", (base_name,)).fetchone()
     if existing is None and not manifest.get("includes_base"):
         raise ArchiveError(
@@ -229,7 +232,7 @@ def _commit(lib: Library, plan: dict[str, Any], staged: list[StagedBlob]) -> Voi
     base_raw, ckpt = plan["base"], plan["checkpoint"]
 
     def write(conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT id FROM bases WHERE digest = ?", (plan["digest"],)).fetchone()
+        row = conn.execute("SELECT id FROM bases WHERE digest = ? AND backend = ?", (plan["digest"], plan["backend"])).fetchone()
         if row is not None:
             base_id = row[0]
         else:

@@ -822,7 +822,8 @@ class Library:
                     fixes.append((manifest_id, entry, original))
         problems = self.verify(voice, deep=True)
         supply = _find_sources(sources, {p.sha256: p.size for p in problems})
-        missing = [p for p in problems if p.sha256 not in supply]
+        replaced = {entry.sha256 for _, entry, _ in fixes}
+        missing = [p for p in problems if p.sha256 not in supply and p.sha256 not in replaced]
         if missing:
             first = missing[0]
             raise TTSHostError(

@@ -162,6 +162,15 @@ def test_manifest_must_come_first_and_be_sane(other, archive, tmp_path):
         return [(_sized(info, len(new)), new)]
     with pytest.raises(ArchiveError.__mro__[1], match="voice name '../x' contains"):
         other.import_voice(rewrite(archive, tmp_path / "h3.ttsvoice", hostile_name))
+    def other_backend(info, data):
+        if info.name != "manifest.json":
+            return [(info, data)]
+        manifest = json.loads(data)
+        manifest["base"]["backend"] = "xtts"
+        new = json.dumps(manifest).encode()
+        return [(_sized(info, len(new)), new)]
+    with pytest.raises(ArchiveError, match=r"name different backends \(toy, xtts\)"):
+        other.import_voice(rewrite(archive, tmp_path / "h4.ttsvoice", other_backend))
     (tmp_path / "d.ttsvoice").write_bytes(b"not a tar at all" * 100)
     with pytest.raises(ArchiveError, match="not a tar archive|first member"):
         other.import_voice(tmp_path / "d.ttsvoice")
