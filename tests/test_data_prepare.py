@@ -196,6 +196,10 @@ def test_rerun_on_unchanged_input_is_a_no_op_and_changes_are_incremental(tmp_pat
     assert not list((tmp_path / "out" / "wavs").glob("050-*.wav"))
     assert len(list((tmp_path / "out" / "wavs").glob("*.wav"))) == 99
     assert load_prepared(tmp_path / "out").clips == third.clips
+    shutil.copytree(tmp_path / "out", tmp_path / "copied", copy_function=shutil.copy)  # new mtimes, same bytes
+    assert [clip.sha256 for clip in load_prepared(tmp_path / "copied").clips] == [clip.sha256 for clip in third.clips]
+    moved = prepare_dataset(src, tmp_path / "copied", "pair")  # re-hashes once, records the new mtimes
+    assert (moved.processed, moved.reused) == (0, 99)
 
 
 def test_split_is_hash_based_and_stable(tmp_path: Path, speaker_clips):
@@ -212,6 +216,8 @@ def test_damaged_clip_file_is_remade_and_foreign_output_folders_refused(tmp_path
     copy_clips(speaker_clips("A", 3), tmp_path / "src")
     first = prepare_dataset(tmp_path / "src", tmp_path / "out", "a")
     first.clips[0].audio_path.write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="1 clip file\\(s\\) changed since prepare"):
+        load_prepared(tmp_path / "out")
     again = prepare_dataset(tmp_path / "src", tmp_path / "out", "a")
     assert (again.processed, again.reused) == (1, 2) and again.clips == first.clips
     with pytest.raises(DatasetError, match="holds the dataset of speaker 'a', not 'b'"):

@@ -207,7 +207,39 @@ def load_prepared(out_dir: Path | str) -> PreparedDataset:
             source=document["source"], source_format=document["source_format"], sources=document["sources"])
     except (KeyError, TypeError, ValueError) as exc:
         raise DatasetError(f"{root / MANIFEST}: damaged manifest (bad or missing field {exc})") from None
-    missing = [clip.audio_path for clip in clips if not clip.audio_path.is_file()]
-    if missing:
-        raise DatasetError(f"{root}: {len(missing)} clip file(s) missing, first {missing[0]}; run prepare again")
+    _check_clip_files(dataset)
     return dataset
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_intact(path: Path, sha256: str, size: int, mtime_ns: int) -> bool:
+    """Whether ``path`` still holds the bytes hashed as ``sha256``: a stat match, or a re-hash if only mtime moved."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    if stat.st_size != size:
+        return False
+    return stat.st_mtime_ns == mtime_ns or _sha256(path) == sha256
+
+
+def _check_clip_files(dataset: PreparedDataset) -> None:
+    """Every clip file exists and still has its sha256 (re-hashed only when its mtime moved, e.g. after a copy)."""
+    recorded = {clip_id: stat for entry in dataset.sources.values() for clip_id, stat in entry.get("files", {}).items()}
+    missing = [clip.audio_path for clip in dataset.clips if not clip.audio_path.is_file()]
+    if missing:
+        raise DatasetError(f"{dataset.root}: {len(missing)} clip file(s) missing, first {missing[0]}; run prepare again")
+    changed = [clip.audio_path for clip in dataset.clips
+               if clip.id in recorded and not file_intact(clip.audio_path, clip.sha256, *recorded[clip.id])]
+    if changed:
+        raise DatasetError(f"{dataset.root}: {len(changed)} clip file(s) changed since prepare, first {changed[0]}; "
+                           "run prepare again")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tts_host.data.dataset import (
-    MANIFEST, WAVS, Clip, PreparedDataset, Reject, read_manifest,
+    MANIFEST, WAVS, Clip, PreparedDataset, Reject, file_intact, read_manifest,
 )
 from tts_host.data.errors import DatasetError
 from tts_host.data.ingest import SourceItem, ingest
@@ -89,8 +89,9 @@ def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: Da
     for item, clip_id in zip(items, ids):
         fingerprint = _fingerprint(item, clip_id, speaker, digest)
         entry = previous.get("sources", {}).get(fingerprint)
-        if entry and _intact(root, entry, previous_clips):
-            reused_sources[fingerprint] = entry
+        reusable = _reusable(root, entry, previous_clips) if entry else None
+        if reusable:
+            reused_sources[fingerprint] = reusable
         else:
             jobs.append((fingerprint, clip_id, item))
 
@@ -173,19 +174,20 @@ def _fingerprint(item: SourceItem, clip_id: str, speaker: str, settings_digest: 
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
-def _intact(root: Path, entry: dict[str, Any], previous_clips: dict[str, dict[str, Any]]) -> bool:
-    """Whether every clip file of a source entry is still there, unchanged in size and mtime."""
-    for clip_id, (size, mtime) in entry.get("files", {}).items():
+def _reusable(root: Path, entry: dict[str, Any], previous_clips: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The source entry with fresh file stats when all its clip files still hold the bytes the manifest hashed."""
+    files = entry.get("files", {})
+    fresh = {}
+    for clip_id in entry.get("clips", []):
         record = previous_clips.get(clip_id)
-        if record is None:
-            return False
-        try:
-            stat = (root / record["audio_path"]).stat()
-        except OSError:
-            return False
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
-            return False
-    return all(clip_id in entry.get("files", {}) for clip_id in entry.get("clips", []))
+        if record is None or clip_id not in files:
+            return None
+        path = root / record["audio_path"]
+        if not file_intact(path, record["sha256"], *files[clip_id]):
+            return None
+        stat = path.stat()
+        fresh[clip_id] = [stat.st_size, stat.st_mtime_ns]
+    return {**entry, "files": fresh}
 
 
 def _clip_json(record: dict[str, Any], root: Path) -> dict[str, Any]:
