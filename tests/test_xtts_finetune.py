@@ -293,3 +293,22 @@ def test_bad_finetune_inputs_are_one_line_errors(tmp_path, monkeypatch, chain):
         assert code == 1 and message in error_line(err), (args, err)
     code, _, err = run_cli("speak", "--voice", "nobody", "hi", "-o", str(tmp_path / "x.wav"))
     assert code == 1 and "no voice named 'nobody'" in error_line(err) and not (tmp_path / "x.wav").exists()
+
+
+def test_zero_shot_voice_from_the_base_speaks(chain, tmp_path, monkeypatch, speaker_clips):
+    import soundfile as sf
+
+    home = _writable_copy(chain["home"], tmp_path / "home")
+    monkeypatch.setenv("TTS_HOST_HOME", str(home))
+    reference = speaker_clips("D", 2)[1][0]
+    code, out, err = run_cli("voices", "add", "dora", "--backend", "xtts", "--ref", str(reference), "--base", "tiny",
+                             "--language", "en")
+    assert code == 0, err
+    with library(home) as lib:
+        conditioning = lib.voice_conditioning(lib.voice("dora"))
+    assert conditioning["gpt_cond_latent"].shape == (1, 32, 64)
+    assert conditioning["speaker_embedding"].shape == (1, 512, 1)
+    code, out, err = run_cli("speak", "--voice", "dora", "Good morning.", "-o", str(tmp_path / "dora.wav"))
+    assert code == 0, err
+    audio, rate = sf.read(tmp_path / "dora.wav")
+    assert rate == 24000 and len(audio) > 0
