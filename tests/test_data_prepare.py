@@ -261,3 +261,23 @@ def test_output_inside_the_source_folder_is_not_ingested_again(tmp_path: Path, s
 def test_unknown_backend_preset_is_named():
     with pytest.raises(DatasetError, match="no preset config nosuch/tiny.yaml"):
         load_settings(backend="nosuch", preset="tiny")
+
+
+def test_fast_speech_is_cut_at_word_gaps_and_endless_sound_is_refused(tmp_path: Path):
+    long_recording(VOICES["A"], tmp_path / "src" / "fast.wav", SENTENCES[:8], pause_s=0.0)
+    settings = default_settings().with_overrides({"min_silence_seconds": 0.5})  # no pause between sentences counts
+    dataset = prepare_dataset(tmp_path / "src", tmp_path / "out", "f", settings=settings)
+    assert len(dataset.clips) >= 2 and not dataset.rejects
+    source, rate = read(tmp_path / "src" / "fast.wav")
+    level = frame_db(source, rate)
+    for clip in dataset.clips:
+        assert 2.0 <= clip.duration <= 12.0
+        for edge in (clip.start, clip.end):
+            frame = min(int(round(edge / 0.01)), len(level) - 1)
+            assert level[frame] - level.max() <= settings.silence_db, (clip.id, edge)
+
+    seconds = np.arange(15 * RATE) / RATE
+    drone = (0.3 * (1.2 + np.sin(2 * np.pi * 0.5 * seconds)) * np.sin(2 * np.pi * 180 * seconds)).astype(np.float32)
+    write_float(tmp_path / "drone" / "drone.wav", drone)
+    [reject] = prepare_dataset(tmp_path / "drone", tmp_path / "out2", "f").rejects
+    assert reject.reason == "no_pause" and "without a pause" in reject.detail

@@ -8,6 +8,8 @@ import numpy as np
 
 from tts_host.data.settings import DataSettings
 
+FALLBACK_GAP_SECONDS = 0.08  # shortest silent gap cut in when speech runs past max_seconds without a pause
+
 
 @dataclass(frozen=True)
 class Span:
@@ -27,15 +29,32 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def speech_islands(relative_db: np.ndarray, settings: DataSettings, frame_seconds: float) -> list[tuple[int, int]]:
-    """Speech regions, merged across pauses shorter than ``min_silence_seconds``."""
-    islands: list[list[int]] = []
-    min_gap = max(1, round(settings.min_silence_seconds / frame_seconds))
-    for start, end in _runs(relative_db > settings.silence_db):
-        if islands and start - islands[-1][1] < min_gap:
-            islands[-1][1] = end
+    """Speech regions, merged across pauses shorter than ``min_silence_seconds``.
+
+    A region longer than ``max_seconds`` is split again at its shorter silent gaps (at least
+    ``FALLBACK_GAP_SECONDS``, the pause between words), so fast speech can still be cut in silence.
+    """
+    runs = _runs(relative_db > settings.silence_db)
+    max_frames = settings.max_seconds / frame_seconds
+    islands = []
+    for start, end in _merged(runs, max(1, round(settings.min_silence_seconds / frame_seconds))):
+        if end - start <= max_frames:
+            islands.append((start, end))
         else:
-            islands.append([start, end])
-    return [(start, end) for start, end in islands]
+            inside = [(a, b) for a, b in runs if start <= a and b <= end]
+            islands += _merged(inside, max(1, round(FALLBACK_GAP_SECONDS / frame_seconds)))
+    return islands
+
+
+def _merged(runs: list[tuple[int, int]], min_gap: int) -> list[tuple[int, int]]:
+    """``runs`` with those separated by fewer than ``min_gap`` frames joined."""
+    merged: list[list[int]] = []
+    for start, end in runs:
+        if merged and start - merged[-1][1] < min_gap:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
 
 
 def slice_spans(relative_db: np.ndarray, settings: DataSettings, frame_seconds: float) -> list[Span]:
