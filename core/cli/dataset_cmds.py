@@ -36,7 +36,13 @@ def prepare_command(source: Path, speaker: str, out_dir: Path, fmt: str, sample_
                     language: str | None, backend: str | None, preset: str | None, config: Path | None,
                     min_seconds: float | None, max_seconds: float | None, workers: int | None,
                     as_json: bool) -> None:
-    """Ingest, clean, slice, filter and split SOURCE (a folder or list file) into OUT."""
+    """Ingest, clean, slice, filter and split SOURCE (a folder or list file) into OUT.
+
+    \b
+    Audio: wav, flac, ogg/opus, mp3, aiff decode natively; m4a, aac, mp4, wma, webm need FFmpeg.
+    Files with a transcript are kept whole (trimmed); files without one are sliced at pauses.
+    Re-running on unchanged input reuses every clip. Thresholds: docs/datasets.md.
+    """
     from tts_host.data.errors import DatasetError
     from tts_host.data.prepare import prepare_dataset
     from tts_host.data.settings import load_settings
