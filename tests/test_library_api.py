@@ -249,3 +249,14 @@ def test_a_voice_moves_to_a_later_sequential_checkpoint(lib, base, base_folder, 
         lib.set_voice_model("a", other_base)
     lib.gc()
     assert lib.verify(deep=True) == []
+
+
+def test_materialise_copies_where_hard_links_are_impossible(lib, base, tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)  # as across file systems
+    out = lib.materialise(base, tmp_path / "copied")
+    model = {f.role: f for f in base.files}["model"]
+    assert (out / "model.safetensors").read_bytes() == lib.blob_path(model.sha256).read_bytes()
+    assert (out / "model.safetensors").stat().st_ino != lib.blob_path(model.sha256).stat().st_ino
