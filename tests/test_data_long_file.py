@@ -37,3 +37,14 @@ def test_one_hour_file_is_sliced_with_bounded_memory(tmp_path: Path):
     assert all(2.0 <= clip.duration <= 12.0 for clip in dataset.clips)
     assert {reject.reason for reject in dataset.rejects} <= {"too_short"}
     assert dataset.clips[-1].end > HOUR - 60
+
+
+def test_one_long_file_rendered_by_two_processes_matches_one(tmp_path: Path):
+    unit, rate = read(long_recording(VOICES["C"], tmp_path / "unit.wav", SENTENCES[8:14], pause_s=0.7))
+    write_hour(tmp_path / "src" / "talk.wav", unit, rate, seconds=200.0)
+    one = prepare_dataset(tmp_path / "src", tmp_path / "one", "cal", workers=1)
+    two = prepare_dataset(tmp_path / "src", tmp_path / "two", "cal", workers=2)
+    assert len(one.clips) > 15
+    assert [(c.id, c.sha256, c.start, c.end, c.split) for c in two.clips] == \
+        [(c.id, c.sha256, c.start, c.end, c.split) for c in one.clips]
+    assert two.rejects == one.rejects

@@ -1,7 +1,8 @@
 """Process one source file: decode in blocks, slice or trim, measure, filter, normalise, write clips.
 
-Memory stays bounded by the longest clip: the first pass streams the file into a 10 ms energy
-envelope, the second reads back only the ranges that become clips.
+Memory stays bounded by the longest clip: the first pass (:func:`plan`) streams the file into a
+10 ms energy envelope and cuts it into pieces, the second (:func:`render`) reads back only the
+pieces' ranges. Pieces of one long file may be rendered by several processes at once.
 """
 
 from __future__ import annotations
@@ -42,19 +43,49 @@ class JobResult:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def process(job: Job, progress: Callable[[float], None] | None = None) -> JobResult:
-    """Run one job; every problem with the file becomes a reject with a one-line detail."""
+@dataclass(frozen=True)
+class Piece:
+    """One span of a planned file: kept spans are rendered into clips, rejected ones are already judged."""
+
+    index: int
+    start_frame: int  # at the source's own rate
+    stop_frame: int
+    reject: Reject  # carries the span's times and envelope scores; reason "" for a span to render
+
+
+@dataclass
+class Plan:
+    """Pass 1 of a job: the file's rejects so far, and the pieces still to render."""
+
+    result: JobResult
+    pieces: list[Piece] = field(default_factory=list)
+
+
+Progress = Callable[[float], None]
+
+
+def process(job: Job, progress: Progress | None = None) -> JobResult:
+    """Plan and render one job in this process (see :func:`plan` and :func:`render`)."""
+    progress = progress or (lambda seconds: None)
+    planned = plan(job, progress)
+    return merge(planned, [render(job, planned.pieces, progress)])
+
+
+def plan(job: Job, progress: Progress) -> Plan:
+    """Pass 1: stream the file into its envelope and cut it into pieces; file problems become rejects.
+
+    Reports half of the file's duration, plus the half of the audio outside every piece, as progress.
+    """
     result = JobResult(job.item.name)
     try:
-        _process(job, result, progress or (lambda seconds: None))
+        return _plan(job, result, progress)
     except AudioDecodeError as exc:
         reason = "empty_file" if isinstance(exc, EmptyAudioError) else "undecodable"
         result.rejects.append(Reject(job.item.name, reason, str(exc)))
-    return result
+        return Plan(result)
 
 
-def _process(job: Job, result: JobResult, progress: Callable[[float], None]) -> None:
-    """Pass 1 streams the envelope; pass 2 reads, checks and writes each span that slicing kept."""
+def _plan(job: Job, result: JobResult, progress: Progress) -> Plan:
     settings, name = job.settings, job.item.name
     reader = AudioReader(job.item.audio)
     rate, duration = reader.info.sample_rate, reader.info.duration
@@ -62,7 +93,7 @@ def _process(job: Job, result: JobResult, progress: Callable[[float], None]) -> 
     frame_seconds = hop / rate
     result.seconds = duration
     envelope = quality.Envelope(hop)
-    for block in reader.blocks():  # the first half of the progress: decoding
+    for block in reader.blocks():
         envelope.add(block)
         progress(len(block) / rate / 2)
     power, clipped = envelope.finish()
@@ -75,24 +106,53 @@ def _process(job: Job, result: JobResult, progress: Callable[[float], None]) -> 
             problem = ("silent", f"no frame above silence_db {settings.silence_db:g} dB")
     if problem:
         result.rejects.append(Reject(name, problem[0], problem[1], 0.0, round(duration, 3)))
-        return
-    reported = 0.0
-    for index, span in enumerate(spans):  # the second half of the progress: clips up to each span's end
+        progress(duration / 2)
+        return Plan(result)
+    planned = Plan(result)
+    for index, span in enumerate(spans):
         start, end = span.start * frame_seconds, min(span.end * frame_seconds, duration)
         scores = _envelope_scores(power[span.start:span.end], relative[span.start:span.end],
                                   clipped[span.start:span.end], hop, settings)
         reject = Reject(name, span.reason, span.detail, round(start, 3), round(end, 3), scores)
-        if span.reason:
+        planned.pieces.append(Piece(index, span.start * hop, min(span.end * hop, reader.info.frames), reject))
+    progress((duration - sum(piece.reject.duration for piece in planned.pieces)) / 2)
+    return planned
+
+
+def render(job: Job, pieces: list[Piece], progress: Progress) -> list[tuple[int, dict[str, Any] | None, Reject | None]]:
+    """Pass 2: ``(piece index, clip record, reject)`` for each piece, reading only the pieces' ranges.
+
+    Reports half of each piece's duration as progress.
+    """
+    outcomes: list[tuple[int, dict[str, Any] | None, Reject | None]] = []
+    if not pieces:
+        return outcomes
+    try:
+        reader = AudioReader(job.item.audio)
+        for piece in pieces:
+            if piece.reject.reason:
+                outcomes.append((piece.index, None, piece.reject))
+            else:
+                clip_id = f"{job.clip_id}_{piece.index:03d}" if job.item.text is None else job.clip_id
+                audio = reader.read(piece.start_frame, piece.stop_frame)
+                outcomes.append((piece.index, *_clip(job, clip_id, audio, reader.info.sample_rate, piece.reject)))
+            progress(piece.reject.duration / 2)
+    except AudioDecodeError as exc:  # the file changed or broke between the passes
+        done = {index for index, _, _ in outcomes}
+        outcomes += [(piece.index, None, replace(piece.reject, reason="undecodable", detail=str(exc)))
+                     for piece in pieces if piece.index not in done]
+    return outcomes
+
+
+def merge(planned: Plan, rendered: list[list[tuple[int, dict[str, Any] | None, Reject | None]]]) -> JobResult:
+    """The job's result: file-level rejects, then each piece's clip or reject in piece order."""
+    result = planned.result
+    for _, record, reject in sorted((outcome for part in rendered for outcome in part), key=lambda o: o[0]):
+        if record is not None:
+            result.clips.append(record)
+        if reject is not None:
             result.rejects.append(reject)
-        else:
-            clip_id = f"{job.clip_id}_{index:03d}" if job.item.text is None else job.clip_id
-            audio = reader.read(span.start * hop, min(span.end * hop, reader.info.frames))
-            record = _clip(job, clip_id, audio, rate, reject, result)
-            if record:
-                result.clips.append(record)
-        progress(end / 2 - reported)
-        reported = end / 2
-    progress(duration / 2 - reported)
+    return result
 
 
 def _whole_file_problem(non_finite: int, power: np.ndarray) -> tuple[str, str] | None:
@@ -122,10 +182,10 @@ def _envelope_scores(power: np.ndarray, relative_db: np.ndarray, clipped: np.nda
     }
 
 
-def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int, reject: Reject,
-          result: JobResult) -> dict[str, Any] | None:
-    """Resample, measure, filter, normalise and write one span; returns its record or adds a reject."""
-    settings, scores = job.settings, reject.scores
+def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int,
+          reject: Reject) -> tuple[dict[str, Any] | None, Reject | None]:
+    """Resample, measure, filter, normalise and write one span: ``(record, None)`` or ``(None, reject)``."""
+    settings, scores = job.settings, dict(reject.scores)
     audio = resample(audio, rate, settings.sample_rate)
     peak = float(np.abs(audio).max()) if len(audio) else 0.0
     scores["spectral_entropy"] = round(quality.spectral_entropy(audio, settings.sample_rate, settings.silence_db), 4)
@@ -141,8 +201,7 @@ def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int, reject: Reject,
     ]
     for reason, failed, detail in checks:
         if failed:
-            result.rejects.append(replace(reject, reason=reason, detail=detail))
-            return None
+            return None, replace(reject, reason=reason, detail=detail, scores=scores)
     audio = audio * np.float32(settings.peak / peak)
     path, digest = write_clip(job.wav_dir, clip_id, audio, settings.sample_rate)
     stat = path.stat()
@@ -151,4 +210,4 @@ def _clip(job: Job, clip_id: str, audio: np.ndarray, rate: int, reject: Reject,
         "speaker": job.speaker, "language": job.item.language, "sha256": digest, "source": job.item.name,
         "start": reject.start, "end": reject.end, "sliced": job.item.text is None, "scores": scores,
         "file_stat": [stat.st_size, stat.st_mtime_ns],
-    }
+    }, None

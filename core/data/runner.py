@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tts_host.data.ingest import SourceItem
-from tts_host.data.pipeline import Job, JobResult, process
+from tts_host.data.pipeline import Job, JobResult, Piece, Plan, merge, plan, process, render
 from tts_host.data.settings import DataSettings
 
 _progress_queue: Any = None
+CHUNK_SECONDS = 60.0  # pieces of one long file are rendered in chunks of this much audio, in parallel
 
 
 def _init_worker(queue: Any) -> None:
@@ -24,8 +25,25 @@ def _report(seconds: float) -> None:
         _progress_queue.put(seconds)
 
 
-def _work(job: Job) -> JobResult:
-    return process(job, _report)
+def _plan_work(job: Job) -> Plan:
+    return plan(job, _report)
+
+
+def _render_work(job: Job, pieces: list[Piece]) -> list:
+    return render(job, pieces, _report)
+
+
+def chunks(pieces: list[Piece], seconds: float = CHUNK_SECONDS) -> list[list[Piece]]:
+    """Consecutive pieces grouped into chunks of at least ``seconds`` of audio (the last may be shorter)."""
+    groups: list[list[Piece]] = [[]]
+    total = 0.0
+    for piece in pieces:
+        if total >= seconds:
+            groups.append([])
+            total = 0.0
+        groups[-1].append(piece)
+        total += piece.reject.duration
+    return [group for group in groups if group]
 
 
 def _header_seconds(item: SourceItem) -> float:
@@ -44,8 +62,11 @@ def run_jobs(jobs: list[tuple[str, str, SourceItem]], speaker: str, wav_dir: Pat
         return {}
     wav_dir.mkdir(parents=True, exist_ok=True)
     tasks = {key: Job(item, clip_id, speaker, wav_dir, settings) for key, clip_id, item in jobs}
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    bar = _progress_bar(sum(_header_seconds(item) for _, _, item in jobs)) if progress else None
+    seconds = sum(_header_seconds(item) for _, _, item in jobs)
+    workers = max(1, workers or os.cpu_count() or 1)
+    if len(tasks) == 1 and seconds <= CHUNK_SECONDS:
+        workers = 1  # one short file: a process pool would only add start-up time
+    bar = _progress_bar(seconds) if progress else None
     with bar or nullcontext():
         advance: Callable[[float], None] = (lambda seconds: bar.advance(bar.task_ids[0], seconds)) if bar else (
             lambda seconds: None)
@@ -64,7 +85,6 @@ def _run_parallel(tasks: dict[str, Job], workers: int, advance: Callable[[float]
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     queue = context.Queue()
-    results: dict[str, JobResult] = {}
 
     def drain() -> None:
         while True:
@@ -73,17 +93,25 @@ def _run_parallel(tasks: dict[str, Job], workers: int, advance: Callable[[float]
             except Empty:
                 return
 
+    plans: dict[str, Plan] = {}
+    parts: dict[str, list[list]] = {key: [] for key in tasks}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(queue,)) as pool:
-        futures = {pool.submit(_work, job): key for key, job in tasks.items()}
-        pending = set(futures)
+        # Pass 1 of every file, then pass 2 of each file in chunks, so one long file uses every core.
+        pending = {pool.submit(_plan_work, job): ("plan", key) for key, job in tasks.items()}
         while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             drain()
             for future in done:
-                results[futures[future]] = future.result()
+                stage, key = pending.pop(future)
+                if stage == "plan":
+                    plans[key] = future.result()
+                    for group in chunks(plans[key].pieces):
+                        pending[pool.submit(_render_work, tasks[key], group)] = ("render", key)
+                else:
+                    parts[key].append(future.result())
     drain()
-    return results
+    return {key: merge(plans[key], parts[key]) for key in tasks}
 
 
 def _progress_bar(total_seconds: float):
