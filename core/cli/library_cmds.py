@@ -318,7 +318,8 @@ def voices_export(name: str, out: Path, fmt: str, no_base: bool) -> None:
             backend = lib.backend(voice.backend)
             with lib.materialised(lib.model_of(voice)) as folder:
                 backend.export(voice, folder, lib.voice_conditioning(voice), fmt, out)
-    click.echo(f"exported voice '{name}' to {out} ({_size(out.stat().st_size)})")
+    written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
+    click.echo(f"exported voice '{name}' to {out} ({_size(written)})")
 
 
 @voices_group.command("import")
