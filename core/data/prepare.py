@@ -83,11 +83,11 @@ def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: Da
     ids = _clip_ids(items)
     digest = settings.digest()
 
+    fingerprints = [_fingerprint(item, clip_id, speaker, digest) for item, clip_id in zip(items, ids)]
     reused_sources: dict[str, dict[str, Any]] = {}
     jobs = []
     previous_clips = {record["id"]: record for record in previous.get("clips", [])}
-    for item, clip_id in zip(items, ids):
-        fingerprint = _fingerprint(item, clip_id, speaker, digest)
+    for item, clip_id, fingerprint in zip(items, ids, fingerprints):
         entry = previous.get("sources", {}).get(fingerprint)
         reusable = _reusable(root, entry, previous_clips) if entry else None
         if reusable:
@@ -103,8 +103,7 @@ def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: Da
     sources: dict[str, dict[str, Any]] = {}
     records: list[dict[str, Any]] = []
     rejects: list[Reject] = list(found.rejects)
-    for item, clip_id in zip(items, ids):
-        fingerprint = _fingerprint(item, clip_id, speaker, digest)
+    for item, fingerprint in zip(items, fingerprints):
         if fingerprint in reused_sources:
             entry = reused_sources[fingerprint]
             records += [previous_clips[name] for name in entry["clips"]]
@@ -123,7 +122,7 @@ def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: Da
         root=root, speaker=speaker, sample_rate=settings.sample_rate, clips=clips, rejects=rejects,
         notes=found.notes + _notes(clips, settings), settings=settings.as_dict(), source=str(source_path),
         source_format=found.format, sources=sources, reused=len(reused_sources), processed=len(jobs))
-    if dataset.to_json() != {key: value for key, value in previous.items()}:
+    if dataset.to_json() != previous:
         (root / WAVS).mkdir(parents=True, exist_ok=True)
         dataset.write()
         _remove_stale(root, clips)
