@@ -61,6 +61,9 @@ def test_base_init_add_voice_list_show_rename_remove(site, speaker_clips):
     assert [f["path"] for f in shown["files"]][-3:] == [
         "voice/conditioning.safetensors", "voice/references/00.wav", "voice/references/01.wav"]
     cli(site, "voices", "rename", "Ann", "Anna")
+    refused = cli(site, "base", "remove", "toy-tiny", "--yes", ok=False)
+    assert refused.returncode == 1 and refused.stderr == (
+        "error: base 'toy-tiny' is still used by 0 checkpoint(s) and 1 voice(s) ('Anna'): remove those first\n")
     declined = cli(site, "voices", "remove", "Anna", ok=False)
     assert declined.returncode == 1 and "Aborted" in declined.stderr
     cli(site, "voices", "remove", "Anna", "--yes")
