@@ -90,27 +90,38 @@ def write_float(path: Path, audio: np.ndarray, rate: int = RATE, subtype: str = 
     return path
 
 
-def test_bad_files_are_rejected_with_one_line_reasons(tmp_path: Path, speaker_clips):
+BAD_FILES = {
+    # name: (how to make it from a good wav, expected reason, text the detail must hold)
+    "zero_bytes": (lambda wav, path: path.write_bytes(b""), "empty_file", "empty file (0 bytes)"),
+    "truncated_header": (lambda wav, path: path.write_bytes(wav.read_bytes()[:30]), "undecodable", "cannot decode"),
+    "text_renamed_wav": (lambda wav, path: path.write_text("not audio at all\n" * 20, encoding="utf-8"),
+                         "undecodable", "cannot decode"),
+    "nan_samples": (lambda wav, path: write_float(path, np.full(RATE * 3, np.nan, dtype=np.float32)),
+                    "non_finite", "NaN/Inf samples"),
+    "digital_silence": (lambda wav, path: write_float(path, np.zeros(RATE * 3, np.float32), subtype="PCM_16"),
+                        "silent", "digital silence"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_bad_file_is_rejected_with_one_line_and_the_rest_is_kept(tmp_path: Path, speaker_clips, kind):
     (wav, text), = speaker_clips("A", 1)
-    src = tmp_path / "src"
-    copy_clips([(wav, text)], src)
-    (src / "empty.wav").write_bytes(b"")
-    (src / "truncated.wav").write_bytes(wav.read_bytes()[:30])
-    (src / "cut_short.wav").write_bytes(wav.read_bytes()[: wav.stat().st_size * 2 // 3])  # header promises more
-    (src / "notes.wav").write_text("this is a text file, not audio\n" * 20, encoding="utf-8")
-    write_float(src / "nans.wav", np.full(RATE * 3, np.nan, dtype=np.float32))
-    write_float(src / "silence.wav", np.zeros(RATE * 3, dtype=np.float32), subtype="PCM_16")
-    dataset = prepare_dataset(src, tmp_path / "out", "alice")
-    assert sorted(clip.source for clip in dataset.clips) == sorted([wav.name, "cut_short.wav"])
-    whole, cut = sorted(dataset.clips, key=lambda clip: clip.source != wav.name)
-    assert cut.duration < whole.duration * 0.8 and cut.text == "" and whole.text == text
-    reasons = {reject.source: (reject.reason, reject.detail) for reject in dataset.rejects}
-    assert reasons["empty.wav"][0] == "empty_file" and "0 bytes" in reasons["empty.wav"][1]
-    assert reasons["truncated.wav"][0] == "undecodable"
-    assert reasons["notes.wav"][0] == "undecodable" and "cannot decode" in reasons["notes.wav"][1]
-    assert reasons["nans.wav"][0] == "non_finite"
-    assert reasons["silence.wav"][0] == "silent"
-    assert all(len(detail.splitlines()) == 1 for _, detail in reasons.values())
+    make, reason, words = BAD_FILES[kind]
+    copy_clips([(wav, text)], tmp_path / "src")
+    make(wav, tmp_path / "src" / f"{kind}.wav")
+    dataset = prepare_dataset(tmp_path / "src", tmp_path / "out", "alice")
+    assert [(clip.source, clip.text) for clip in dataset.clips] == [(wav.name, text)]
+    [reject] = dataset.rejects
+    assert (reject.source, reject.reason) == (f"{kind}.wav", reason)
+    assert words in reject.detail and len(reject.detail.splitlines()) == 1
+
+
+def test_wav_whose_data_is_cut_short_keeps_what_is_there(tmp_path: Path, speaker_clips):
+    (wav, text), = speaker_clips("A", 1)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "cut.wav").write_bytes(wav.read_bytes()[: wav.stat().st_size * 2 // 3])  # header promises more
+    [clip] = prepare_dataset(tmp_path / "src", tmp_path / "out", "alice").clips
+    assert clip.duration < read(wav)[0].size / RATE * 0.8
 
 
 @pytest.mark.parametrize("subtype,rate,channels", [("PCM_U8", 22050, 1), ("PCM_24", 44100, 1), ("PCM_16", 96000, 2)])
