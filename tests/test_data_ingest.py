@@ -91,6 +91,7 @@ def test_empty_and_non_utf8_transcript_files_are_rejected(tmp_path: Path, clips)
     found = ingest(root, "alice")
     assert [item.audio for item in found.items] == [clips_in_root[2]]
     assert [reject.reason for reject in found.rejects] == ["empty_transcript", "not_utf8"]
+    assert found.rejects[1].detail == f"{clips_in_root[1].stem}.txt: not UTF-8 (byte 0xef at offset 2); re-save as UTF-8"
 
 
 def test_detect_format_and_unusable_sources(tmp_path: Path, clips):

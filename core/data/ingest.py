@@ -257,7 +257,8 @@ def _folder(source: Path, speaker: str, language: str) -> Ingested:
             text = " ".join(transcript.read_bytes().decode("utf-8-sig").split())
         except UnicodeDecodeError as exc:
             result.rejects.append(Reject(source=name, reason="not_utf8",
-                                         detail=f"{transcript.name}: not UTF-8 (byte at {exc.start}); re-save as UTF-8"))
+                                         detail=f"{transcript.name}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} "
+                                                f"at offset {exc.start}); re-save as UTF-8"))
             continue
         if not text:
             result.rejects.append(Reject(source=name, reason="empty_transcript", detail=f"{transcript.name} is empty"))
