@@ -23,7 +23,7 @@ $(BIN)/tts-host: pyproject.toml
 install: system-deps $(BIN)/tts-host
 
 demo: install
-	$(BIN)/tts-host backends
+	$(BIN)/tts-host demo
 
 test: install
 	$(BIN)/python -m pytest
