@@ -63,11 +63,19 @@ def one_file(source: Path, target: Path) -> float:
     return sum(map(len, parts)) / rate
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished child processes."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed(function, *args, **kwargs):
-    """``(result, wall seconds)``."""
-    start = time.perf_counter()
+    """``(result, wall seconds, CPU seconds of this process and its workers)``."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
+    return result, time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def mel_stats(clip, sample_rate: int):
@@ -100,34 +108,37 @@ def main() -> None:
     print(f"source: {seconds / 60:.1f} min of audio in {len(list(source.glob('*.wav')))} files; {cores} cores; "
           f"output {args.sample_rate} Hz")
     try:
-        rows = []
+        rows = []  # (step, wall s, CPU s, audio s)
         for workers in sorted({1, cores}):
-            out = work / f"out_{workers}"
-            dataset, cold = timed(prepare_dataset, source, out, "bench", args.sample_rate, workers=workers)
-            rows.append((f"prepare cold, {workers} worker(s)", cold))
-        _, warm = timed(prepare_dataset, source, out, "bench", args.sample_rate)
-        rows.append(("prepare warm (unchanged input)", warm))
+            dataset, cold, cpu = timed(prepare_dataset, source, work / f"out_{workers}", "bench", args.sample_rate,
+                                       workers=workers)
+            rows.append((f"prepare cold, {workers} worker(s)", cold, cpu, seconds))
+        _, warm, cpu = timed(prepare_dataset, source, work / f"out_{cores}", "bench", args.sample_rate)
+        rows.append(("prepare warm (unchanged input)", warm, cpu, seconds))
         single_seconds = one_file(source, work / "single")
         for workers in sorted({1, cores}):
-            _, wall = timed(prepare_dataset, work / "single", work / f"single_{workers}", "bench", args.sample_rate,
-                            workers=workers)
-            rows.append((f"one {single_seconds / 60:.1f}-min file, {workers} worker(s)", wall, single_seconds))
+            _, wall, cpu = timed(prepare_dataset, work / "single", work / f"single_{workers}", "bench",
+                                 args.sample_rate, workers=workers)
+            rows.append((f"one {single_seconds / 60:.1f}-min file, {workers} worker(s)", wall, cpu, single_seconds))
         cache = FeatureCache()
         producer = producer_id("mel-stats", "0" * 64)
         params = {"n_mels": 80, "sample_rate": args.sample_rate}
-        _, cold_cache = timed(lambda: [cache.get_or_compute(clip.sha256, producer, params,
-                                                            mel_stats(clip, args.sample_rate)) for clip in dataset.clips])
-        rows.append(("feature cache cold (log-mel stats)", cold_cache))
-        _, warm_cache = timed(lambda: [cache.get_or_compute(clip.sha256, producer, params,
-                                                            mel_stats(clip, args.sample_rate)) for clip in dataset.clips])
-        rows.append(("feature cache warm", warm_cache))
+
+        def features() -> None:
+            for clip in dataset.clips:
+                cache.get_or_compute(clip.sha256, producer, params, mel_stats(clip, args.sample_rate))
+
+        for name in ("feature cache cold (log-mel stats)", "feature cache warm"):
+            _, wall, cpu = timed(features)
+            rows.append((name, wall, cpu, seconds))
         kept = sum(clip.duration for clip in dataset.clips)
         print(f"kept {len(dataset.clips)} clips, {kept / 60:.1f} min; rejected {len(dataset.rejects)}; "
               f"cache computed {cache.stats.computed}, hits {cache.stats.hits} "
               "(identical clips share one entry: their content hash is the same)")
-        print(f"{'step':40s} {'wall s':>8s} {'x real time':>12s}")
-        for name, wall, *audio in rows:
-            print(f"{name:40s} {wall:8.3f} {(audio[0] if audio else seconds) / wall:12.1f}")
+        print(f"load average: {os.getloadavg()[0]:.1f} on {cores} cores (other work slows the wall times)")
+        print(f"{'step':40s} {'wall s':>8s} {'x real time':>12s} {'CPU s':>8s} {'audio s / CPU s':>16s}")
+        for name, wall, cpu, audio_seconds in rows:
+            print(f"{name:40s} {wall:8.3f} {audio_seconds / wall:12.1f} {cpu:8.2f} {audio_seconds / max(cpu, 1e-9):16.1f}")
         print(f"target >= 50x real time cold on {cores} cores: {'met' if seconds / cold >= 50 else 'NOT met'}"
               f" ({seconds / cold:.0f}x); warm re-run {warm * 1000:.0f} ms")
     finally:
