@@ -130,3 +130,13 @@ def test_heldout_loss_and_best_tracker():
     assert not tracker.offer(2, 3.5, {"w": torch.zeros(1)})
     assert tracker.offer(3, 2.0, {"w": torch.full((1,), 7.0)})
     assert tracker.best_step == 3 and tracker.best_state["w"].item() == 7.0
+
+
+def test_allocator_settings_are_added_only_where_unset(monkeypatch):
+    from tts_host.training.allocator import MALLOC_SETTINGS, allocator_environment, reexec_with_training_allocator
+
+    env = allocator_environment({"MALLOC_TOP_PAD_": "1", "PATH": "/bin"})
+    assert env["MALLOC_TOP_PAD_"] == "1" and env["PATH"] == "/bin"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == MALLOC_SETTINGS["MALLOC_MMAP_THRESHOLD_"]
+    monkeypatch.setattr("sys.argv", ["pytest"])
+    reexec_with_training_allocator()  # inside another program: never re-executes

@@ -55,6 +55,9 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
                      config: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
                      replay: float | None, resume: bool, log_dir: Path | None, quiet: bool) -> None:
     """Fine-tune a backend on a speaker's recordings, on top of a base or an earlier voice."""
+    from tts_host.training.allocator import reexec_with_training_allocator
+
+    reexec_with_training_allocator()  # once, before torch loads: keeps freed training buffers mapped
     from tts_host.speakers.library import Library
 
     backend = _backend(backend_name)

@@ -106,6 +106,8 @@ def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *,
     started = time.perf_counter()
     first = None
     with autocast, torch.inference_mode():
+        if not stream and bf16:
+            return _inference_bf16(model, text, language, latent, speaker, settings), None
         if not stream:
             wav = model.inference(text, language, latent, speaker, **settings)["wav"]
             return np.asarray(wav, dtype=np.float32).reshape(-1), None
@@ -118,6 +120,26 @@ def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *,
             if on_chunk is not None:
                 on_chunk(piece)
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)).astype(np.float32), first
+
+
+def _inference_bf16(model: Any, text: str, language: str, latent: Any, speaker: Any,
+                    settings: dict[str, Any]) -> np.ndarray:
+    """coqui's inference steps with the GPT under bf16 autocast and HiFi-GAN in fp32.
+
+    coqui's ``Xtts.inference`` cannot run whole under autocast (it converts the bf16 waveform
+    to numpy); this runs its GPT generation and latent pass in bf16 and decodes in fp32.
+    """
+    import torch
+
+    tokens = torch.IntTensor(model.tokenizer.encode(text.strip().lower(), lang=language.split("-")[0])).unsqueeze(0)
+    codes = model.gpt.generate(cond_latents=latent, text_inputs=tokens, do_sample=True, num_return_sequences=1,
+                               num_beams=1, output_attentions=False, **settings)
+    latents = model.gpt(tokens, torch.tensor([tokens.shape[-1]]), codes,
+                        torch.tensor([codes.shape[-1] * model.gpt.code_stride_len]), cond_latents=latent,
+                        return_attentions=False, return_latent=True)
+    with torch.autocast("cpu", enabled=False):
+        wav = model.hifigan_decoder(latents.float(), g=speaker)
+    return wav.float().reshape(-1).numpy().astype(np.float32)
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
