@@ -89,6 +89,34 @@ class LlasaBackend(Backend):
 
             validate_adapter(folder / "adapter")
 
+    def finetune(self, library: Any, *, speaker: str, data: Path, start: str | None = None,
+                 base: str | None = None, config: Path | None = None, epochs: int | None = None,
+                 batch_size: int | None = None, lr: float | None = None, replay: float | None = None,
+                 resume: bool = False, log_dir: Path | None = None, progress: bool = True,
+                 on_step: Any = None, lora: int | None = None, **settings: Any):
+        """Fine-tune for ``speaker`` on ``data`` from ``start`` (voice or record) or ``base``; ``lora`` = rank.
+
+        Returns a :class:`~tts_host.plugins.llasa.service.FinetuneOutcome` (``summary_lines()``,
+        ``warnings``, the stored checkpoint and voice). Extra keyword settings are
+        :class:`~tts_host.plugins.llasa.train.FinetuneSettings` fields.
+        """
+        from tts_host.plugins.llasa.service import run_finetune
+        from tts_host.plugins.llasa.train import FinetuneSettings
+
+        options = FinetuneSettings.load(config, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                                        lora_rank=lora, **settings)
+        return run_finetune(self, library, speaker=speaker, data=Path(data), start=start, base=base,
+                            settings=options, replay=replay or 0.0, resume=resume, progress=progress,
+                            log_dir=log_dir, on_step=on_step)
+
+    def speak(self, library: Any, *, voice: str, text: str, out: Path, language: str | None = None,
+              stream: bool = False, seed: int = 0, **sampling: Any):
+        """Synthesise ``text`` with ``voice`` into a 16 kHz wav; sampling: temperature, top_p, top_k,
+        repetition_penalty, max_length (defaults: the model's generation config)."""
+        from tts_host.plugins.llasa.service import speak_voice
+
+        return speak_voice(library, voice, text, Path(out), stream=stream, seed=seed, **sampling)
+
     def conditioning(self, model_folder: Path, references: Sequence[Path]) -> dict[str, np.ndarray]:
         """Zero-shot clone: the reference clip's speech codes (and transcript) for the assistant prefix."""
         from tts_host.plugins.llasa.clone import reference_conditioning

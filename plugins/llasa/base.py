@@ -136,8 +136,12 @@ def check_lm_weights(model_dir: Path, config: Any, *, finite: bool = True) -> No
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM
 
+    # Resolve (and import) the model class before entering the meta device: modules imported inside
+    # it would create their module-level tensors on the meta device.
+    model_class = AutoModelForCausalLM._model_mapping[type(config)]
+    model_class = model_class[0] if isinstance(model_class, (list, tuple)) else model_class
     with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config)
+        skeleton = model_class(config)
     expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     found: dict[str, tuple[int, ...]] = {}

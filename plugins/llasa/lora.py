@@ -9,7 +9,7 @@ from typing import Any
 from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa.layout import LlasaBaseError
 
-TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
@@ -40,8 +40,24 @@ def load_lm(model_dir: Path, adapter_dir: Path | None = None, *, trainable: bool
         return model
     from peft import PeftModel
 
+    if merge:
+        untie_output_embeddings(model)
+
     model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable and not merge)
     return model.merge_and_unload() if merge else model
+
+
+def untie_output_embeddings(model: Any) -> None:
+    """Give ``lm_head`` its own copy of tied input embeddings, so merging a LoRA on it leaves the inputs alone."""
+    import torch
+
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if not getattr(config, "tie_word_embeddings", False):
+        return
+    head = model.get_output_embeddings()
+    head.weight = torch.nn.Parameter(model.get_input_embeddings().weight.detach().clone())
+    config.tie_word_embeddings = False
+    model.config.tie_word_embeddings = False
 
 
 def validate_adapter(adapter_dir: Path) -> None:

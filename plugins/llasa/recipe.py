@@ -89,7 +89,8 @@ def save_trained(model: Any, tokenizer: Any, out_dir: Path, lora: bool) -> dict[
     if out_dir.exists():
         shutil.rmtree(out_dir)
     if lora:
-        model.save_pretrained(out_dir / ADAPTER_DIR)
+        # Only the LoRA matrices: the base's (frozen) embedding and output layers stay the base's blobs.
+        model.save_pretrained(out_dir / ADAPTER_DIR, save_embedding_layers=False)
         return {"adapter_config": out_dir / ADAPTER_DIR / "adapter_config.json",
                 "adapter_weights": out_dir / ADAPTER_DIR / "adapter_model.safetensors"}
     model.save_pretrained(out_dir / MODEL_DIR)
@@ -109,6 +110,7 @@ def finetune_voice(
     cache: "FeatureCache | None" = None,
     on_step: Callable[[int, int, float], None] | None = None,
     progress: bool = False,
+    log_dir: Path | None = None,
 ) -> VoiceFinetune:
     """Fine-tune the model in ``start_dir`` (a materialised base or checkpoint) for ``speaker``.
 
@@ -145,7 +147,7 @@ def finetune_voice(
     pad = tokenizer.pad_token_id
     before = {name: evaluate(model, hrows, pad) for name, hrows in heldout.items() if hrows}
     result = finetune(model, mixed, work_dir, settings, pad_id=pad, context=context, on_step=on_step,
-                      progress=progress)
+                      progress=progress, log_dir=log_dir)
     after = {name: evaluate(model, hrows, pad) for name, hrows in heldout.items() if hrows}
     files: dict[str, Path] = {}
     if context.main:

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -53,6 +53,29 @@ class FinetuneSettings:
             raise TTSHostError(f"learning rate must be positive, got {self.learning_rate}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise TTSHostError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> "FinetuneSettings":
+        """Defaults, then a YAML file (optionally under ``finetune:``), then the non-``None`` overrides."""
+        import yaml
+
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            try:
+                loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise TTSHostError(f"{config_file}: cannot read the fine-tune config ({exc})") from exc
+            loaded = loaded.get("finetune", loaded) if isinstance(loaded, dict) else loaded
+            if not isinstance(loaded, dict):
+                raise TTSHostError(f"{config_file}: expected a mapping of fine-tune settings")
+            values.update(loaded)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TTSHostError(f"unknown llasa fine-tune setting(s) {', '.join(unknown)} "
+                               f"(known: {', '.join(sorted(known))})")
+        return cls(**values)
 
     def fingerprint(self) -> str:
         """What must match for a run to resume another (everything but ``save_every``)."""
@@ -221,16 +244,19 @@ def finetune(
     context: Distributed | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     progress: bool = False,
+    log_dir: Path | None = None,
 ) -> FinetuneResult:
     """Train ``model`` (plain or peft) on ``rows``; state under ``work_dir/state`` makes it resumable.
 
     Returns losses per optimizer step (the global-batch loss) and token throughput. The caller
-    saves the final weights (rank 0). ``progress`` shows a rich bar on rank 0.
+    saves the final weights (rank 0). ``progress`` shows a rich bar on rank 0; ``log_dir`` gets
+    TensorBoard scalars and a loss-curve PNG.
     """
     import torch
     from torch.utils.data import DataLoader, DistributedSampler
     from transformers import get_cosine_schedule_with_warmup
 
+    from tts_host.training.metrics import MetricLogger
     from tts_host.training.progress import StepProgress
     from tts_host.training.seeding import seed_everything
 
@@ -264,6 +290,7 @@ def finetune(
     bf16 = use_bf16(settings.precision, device)
     tokens, started = 0, time.perf_counter()
     epoch, offset = divmod(step, steps_per_epoch)
+    logger = MetricLogger(log_dir, enabled=context.main)
     with StepProgress(total_steps, step, "llasa fine-tune", enabled=progress and context.main) as bar:
         while step < total_steps:
             sampler.set_epoch(epoch)
@@ -293,6 +320,7 @@ def finetune(
                 step += 1
                 losses.append(float(step_loss))
                 bar.advance(losses[-1])
+                logger.log(step, loss=losses[-1], learning_rate=scheduler.get_last_lr()[0])
                 if on_step and context.main:
                     on_step(step, total_steps, losses[-1])
                 if context.main and settings.save_every and step % settings.save_every == 0 and step < total_steps:
@@ -301,6 +329,7 @@ def finetune(
                     break
             epoch, offset = epoch + 1, 0
     seconds = time.perf_counter() - started
+    logger.close()
     if context.main:
         _save_state(state_dir, model, optimizer, scheduler, step, losses, settings)
     model.eval()

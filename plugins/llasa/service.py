@@ -1,0 +1,247 @@
+"""The llasa backend's library-facing work: ``finetune`` and ``speak`` on library records.
+
+Fine-tune order: resolve and validate the start through the library (hashes, protected files,
+schema) -> prepare the data -> codes through the feature cache -> earlier speakers' held-out
+loss -> train (resumable) -> store the LM weights or the LoRA adapter as a checkpoint whose
+other files are the base's blobs -> add the voice. Work files live under
+``$TTS_HOST_HOME/work/llasa`` and are removed once the checkpoint is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tts_host.errors import TTSHostError
+from tts_host.plugins.llasa.codec import SAMPLE_RATE
+from tts_host.plugins.llasa.train import FinetuneSettings
+
+FORGETTING_WARNING = 0.10  # warn when an earlier speaker's held-out loss rises by more than 10 %
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """An earlier speaker's clip as recorded with a checkpoint: enough to rebuild its training row."""
+
+    id: str
+    text: str
+    sha256: str
+    split: str
+    audio_path: str
+
+    def read(self, sample_rate: int | None = None) -> np.ndarray:
+        """The clip's audio (only needed when its codes are not cached yet)."""
+        from tts_host.data import read_audio
+
+        path = Path(self.audio_path)
+        if not path.is_file():
+            raise TTSHostError(f"earlier clip {self.id}: {path} is gone and its codes are not cached")
+        return read_audio(path, sample_rate)
+
+
+@dataclass
+class FinetuneOutcome:
+    """What a fine-tune stored and measured."""
+
+    checkpoint: Any
+    voice: Any
+    speakers: list[str]
+    metrics: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        """Lines the CLI prints."""
+        m = self.metrics
+        kind = f"LoRA rank {m['lora_rank']}" if m.get("lora_rank") else "full"
+        lines = [f"stored {self.checkpoint.label} ({kind}; speakers: {', '.join(self.speakers)}) "
+                 f"and voice '{self.voice.name}'",
+                 f"training loss {m['first_loss']:.4f} -> {m['final_loss']:.4f} over {m['steps']} steps "
+                 f"({m['tokens_per_second']:.0f} tokens/s)"]
+        for name in m["heldout_before"]:
+            if name in m["heldout_after"]:
+                lines.append(f"held-out loss of {name}: {m['heldout_before'][name]:.4f} -> "
+                             f"{m['heldout_after'][name]:.4f}")
+        lines += [f"skipped {s['clip']}: {s['reason']}" for s in m["skipped"]]
+        return lines
+
+
+@dataclass
+class SpeechResult:
+    """What ``speak`` wrote and how fast."""
+
+    path: Path
+    sample_rate: int
+    seconds: float
+    wall_seconds: float
+
+    def summary_lines(self) -> list[str]:
+        """Lines the CLI prints."""
+        factor = self.wall_seconds / self.seconds if self.seconds else float("inf")
+        return [f"wrote {self.path} ({self.seconds:.2f} s at {self.sample_rate} Hz, synthesis "
+                f"{self.wall_seconds:.2f} s, real-time factor {factor:.2f})"]
+
+
+def resolve_start(library: Any, start: str | None, base: str | None) -> Any:
+    """``--from`` (voice, ``checkpoint:ID``, ``base:NAME``), ``--base``, or the only llasa base."""
+    if start and base:
+        raise TTSHostError("give either --from VOICE or --base NAME, not both")
+    if start:
+        return library.resolve(start)
+    if base:
+        return library.base(base)
+    bases = library.bases("llasa")
+    if len(bases) != 1:
+        names = ", ".join(b.name for b in bases) or "none (run `tts-host base init llasa --preset tiny`)"
+        raise TTSHostError(f"choose a starting point with --base NAME or --from VOICE (llasa bases: {names})")
+    return bases[0]
+
+
+def prepared_data(data: Path, speaker: str, home: Path, progress: bool, rank: int = 0) -> Any:
+    """A 16 kHz prepared dataset: ``data`` itself when it is one, else prepared from it under the home."""
+    from tts_host.data.dataset import MANIFEST, load_prepared
+    from tts_host.data.prepare import prepare_dataset
+
+    data = Path(data)
+    if not data.exists():
+        raise TTSHostError(f"--data {data}: no such file or folder")
+    if (data / MANIFEST).is_file():
+        dataset = load_prepared(data)
+    else:
+        key = hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:12]
+        dataset = prepare_dataset(data, home / "datasets" / "llasa" / f"{speaker}-{key}", speaker, SAMPLE_RATE,
+                                  progress=progress and rank == 0)
+    if dataset.speaker != speaker:
+        raise TTSHostError(f"--data {data}: the prepared dataset is speaker '{dataset.speaker}', not '{speaker}'")
+    if not dataset.train:
+        raise TTSHostError(f"--data {data}: no usable training clips ({len(dataset.rejects)} rejected; "
+                           "`tts-host dataset inspect` shows why)")
+    return dataset
+
+
+def _clip_records(dataset: Any) -> list[dict[str, str]]:
+    return [{"id": c.id, "text": c.text, "sha256": c.sha256, "split": c.split, "audio_path": str(c.audio_path)}
+            for c in dataset.clips]
+
+
+def _earlier(model: Any, speaker: str) -> dict[str, Any]:
+    """Earlier speakers' clips recorded with the starting checkpoint (none for a base)."""
+    from tts_host.plugins.llasa.recipe import SpeakerData
+
+    recorded = (getattr(model, "training_config", None) or {}).get("clips", {})
+    earlier = {}
+    for name, records in recorded.items():
+        if name == speaker:
+            continue
+        refs = [ClipRef(**r) for r in records]
+        earlier[name] = SpeakerData([r for r in refs if r.split == "train"], [r for r in refs if r.split == "heldout"])
+    return earlier
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def run_finetune(backend: Any, library: Any, *, speaker: str, data: Path, start: str | None, base: str | None,
+                 settings: FinetuneSettings, replay: float = 0.0, resume: bool = False, progress: bool = True,
+                 log_dir: Path | None = None,
+                 on_step: Callable[[int, int, float], None] | None = None) -> FinetuneOutcome | None:
+    """Fine-tune ``speaker``; returns the outcome on rank 0 (``None`` on other ``torchrun`` ranks)."""
+    from tts_host.plugins.llasa.clone import text_array
+    from tts_host.plugins.llasa.recipe import SpeakerData, finetune_voice
+    from tts_host.plugins.llasa.train import distributed_context
+    from tts_host.speakers.names import check_name
+    from tts_host.speakers.records import Checkpoint
+
+    context = distributed_context()
+    speaker = check_name(speaker, "speaker")
+    if any(v.name == speaker for v in library.voices()):
+        raise TTSHostError(f"a voice named '{speaker}' already exists: remove or rename it, or fine-tune another name")
+    record = resolve_start(library, start, base)
+    work = Path(library.home) / "work" / "llasa"
+    start_dir = work / f"start-{speaker}-rank{context.rank}"
+    shutil.rmtree(start_dir, ignore_errors=True)
+    model = library.validate_for_finetune(record, dest=start_dir, backend=backend)
+    try:
+        if settings.lora_rank is None and any(f.role == "adapter_weights" for f in model.files):
+            raise TTSHostError(f"{record.label} is a LoRA checkpoint: continue it with --lora, or fine-tune its "
+                               f"base (or a full checkpoint) for a full fine-tune")
+        base_record = library.base_by_id(model.base_id) if isinstance(model, Checkpoint) else model
+        if context.rank == 0:
+            dataset = prepared_data(data, speaker, Path(library.home), progress)
+        _barrier(context.world)
+        if context.rank != 0:
+            dataset = prepared_data(data, speaker, Path(library.home), False, context.rank)
+        earlier = _earlier(model, speaker)
+        document = {"model": sorted(f.sha256 for f in model.files), "speaker": speaker, "replay": replay,
+                    "clips": sorted(c.sha256 for c in dataset.clips), "settings": settings.fingerprint()}
+        run_dir = work / f"run-{hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]}"
+        if not resume and context.rank == 0:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        _barrier(context.world)
+        outcome = finetune_voice(start_dir, run_dir, speaker, SpeakerData(dataset.train, dataset.heldout), settings,
+                                 earlier=earlier, replay=replay, progress=progress, on_step=on_step,
+                                 log_dir=log_dir)
+        if not context.main:
+            return None
+        speakers = [*(model.speakers if isinstance(model, Checkpoint) else ()), speaker]
+        speakers = list(dict.fromkeys(speakers))
+        metrics = {**outcome.metrics(), "lora_rank": settings.lora_rank}
+        clips = {**(getattr(model, "training_config", None) or {}).get("clips", {}), speaker: _clip_records(dataset)}
+        training_config = {"settings": json.loads(settings.fingerprint()), "start": record.label, "replay": replay,
+                           "data": str(dataset.root), "clips": clips, "resumed_from": outcome.result.resumed_from}
+        checkpoint = library.add_checkpoint(backend, base_record, model if isinstance(model, Checkpoint) else None,
+                                            speakers, outcome.files, training_config, metrics)
+        voice = library.add_voice(speaker, backend, checkpoint, {"speaker_tag": text_array(speaker)},
+                                  language=dataset.clips[0].language if dataset.clips else None,
+                                  notes=f"fine-tuned from {record.label}")
+        warnings = [f"earlier speaker '{name}': held-out loss rose {100 * (after / before - 1):.1f}% "
+                    f"({before:.4f} -> {after:.4f}): consider --replay"
+                    for name, after in outcome.heldout_after.items() if name != speaker
+                    and (before := outcome.heldout_before[name]) and after > before * (1 + FORGETTING_WARNING)]
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return FinetuneOutcome(checkpoint, voice, speakers, metrics, warnings)
+    finally:
+        shutil.rmtree(start_dir, ignore_errors=True)
+
+
+def speak_voice(library: Any, voice: str, text: str, out: Path, *, stream: bool = False, seed: int = 0,
+                **sampling: Any) -> SpeechResult:
+    """Synthesise ``text`` with a library voice into a 16 kHz wav (written whole or not at all)."""
+    import soundfile as sf
+
+    from tts_host.plugins.llasa.clone import array_text
+    from tts_host.plugins.llasa.generate import Sampling
+    from tts_host.plugins.llasa.synthesis import load_model, synthesize
+
+    if stream:
+        raise TTSHostError("the llasa backend does not stream: leave out --stream")
+    record = library.voice(voice)
+    conditioning = library.voice_conditioning(record)
+    started = time.perf_counter()
+    with library.materialised(library.model_of(record)) as folder:
+        loaded = load_model(folder)
+        options = Sampling.from_generation_config(loaded.model.generation_config, seed=seed, **sampling)
+        audio = synthesize(
+            loaded, text,
+            speaker=array_text(conditioning["speaker_tag"]) if "speaker_tag" in conditioning else None,
+            ref_codes=conditioning.get("ref_codes", np.zeros(0, dtype=np.int64)).tolist(),
+            ref_text=array_text(conditioning["ref_text"]) if "ref_text" in conditioning else None,
+            sampling=options,
+        )
+    wall = time.perf_counter() - started
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial.wav")
+    sf.write(partial, audio, SAMPLE_RATE, subtype="PCM_16")
+    partial.replace(out)
+    return SpeechResult(out, SAMPLE_RATE, len(audio) / SAMPLE_RATE, wall)
