@@ -27,6 +27,11 @@ def _require(backend, method: str):
     return getattr(backend, method)
 
 
+def _given(**options):
+    """The options the user gave (backend-specific ones are passed only when set)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
     for line in lines:
         click.echo(line)
@@ -51,9 +56,11 @@ def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
 @click.option("--log-dir", type=click.Path(path_type=Path), default=None,
               help="Write TensorBoard scalars and a loss-curve PNG here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--lora", "lora", type=int, default=None, help="Train a LoRA adapter of this rank (backends with LoRA).")
 def finetune_command(backend_name: str, speaker: str, data: Path, start: str | None, base: str | None,
                      config: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
-                     replay: float | None, resume: bool, log_dir: Path | None, quiet: bool) -> None:
+                     replay: float | None, resume: bool, log_dir: Path | None, quiet: bool,
+                     lora: int | None) -> None:
     """Fine-tune a backend on a speaker's recordings, on top of a base or an earlier voice."""
     from tts_host.training.allocator import reexec_with_training_allocator
 
@@ -66,7 +73,7 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
         try:
             outcome = finetune(library, speaker=speaker, data=data, start=start, base=base, config=config,
                                epochs=epochs, batch_size=batch_size, lr=lr, replay=replay, resume=resume,
-                               log_dir=log_dir, progress=not quiet)
+                               log_dir=log_dir, progress=not quiet, **_given(lora=lora))
         except KeyboardInterrupt:
             raise TTSHostError("interrupted: the state is saved; run the same command with --resume to continue")
     _echo_lines(outcome.summary_lines(), outcome.warnings)
@@ -80,14 +87,23 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
 @click.option("--language", default=None, help="Language of the text (default: the voice's).")
 @click.option("--stream", is_flag=True, help="Synthesise in chunks and report the time to first audio.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
-def speak_command(voice: str, text: str, out: Path, language: str | None, stream: bool, seed: int) -> None:
+@click.option("--temperature", type=float, default=None, help="Sampling temperature (backends that sample).")
+@click.option("--top-p", type=float, default=None, help="Nucleus sampling mass.")
+@click.option("--top-k", type=int, default=None, help="Sample among the k likeliest tokens.")
+@click.option("--repetition-penalty", type=float, default=None, help="Penalty on repeated tokens.")
+@click.option("--max-length", type=int, default=None, help="Longest token sequence (prompt included).")
+def speak_command(voice: str, text: str, out: Path, language: str | None, stream: bool, seed: int,
+                  temperature: float | None, top_p: float | None, top_k: int | None,
+                  repetition_penalty: float | None, max_length: int | None) -> None:
     """Synthesise speech with a voice from the library."""
     from tts_host.speakers.library import Library
 
     with Library() as library:
         record = library.voice(voice)
         speak = _require(_backend(record.backend), "speak")
-        result = speak(library, voice=voice, text=text, out=out, language=language, stream=stream, seed=seed)
+        result = speak(library, voice=voice, text=text, out=out, language=language, stream=stream, seed=seed,
+                       **_given(temperature=temperature, top_p=top_p, top_k=top_k,
+                                repetition_penalty=repetition_penalty, max_length=max_length))
     _echo_lines(result.summary_lines())
 
 
