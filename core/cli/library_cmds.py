@@ -100,10 +100,22 @@ def base_group() -> None:
 @click.argument("backend")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", help="Name in the library (default: the folder's name).")
-def base_add(backend: str, path: Path, name: str | None) -> None:
+@click.option("--codec", type=click.Path(path_type=Path), default=None,
+              help="A separate codec folder the model needs (llasa: the X-Codec-2.0 folder).")
+def base_add(backend: str, path: Path, name: str | None, codec: Path | None) -> None:
     """Import the base model folder PATH for BACKEND (only the files the backend declares)."""
     with _library() as lib:
-        base = lib.add_base(backend, path, name)
+        if codec is None:
+            base = lib.add_base(backend, path, name)
+        else:
+            import tempfile
+
+            model = lib.backend(backend)
+            if not callable(getattr(model, "assemble_base", None)):
+                raise TTSHostError(f"backend '{backend}' takes no separate --codec folder")
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = model.assemble_base(path, codec, Path(tmp) / "base")
+                base = lib.add_base(model, folder, name or Path(path).resolve().name)
         click.echo(f"added base '{base.name}' ({base.backend}, {len(base.files)} files, "
                    f"{_size(sum(f.size for f in base.files))})")
 
@@ -231,8 +243,9 @@ def voices_show(name: str) -> None:
 @click.option("--checkpoint", "checkpoint_id", type=int, help="Clone with this checkpoint instead of a base.")
 @click.option("--language", help="The voice's language code (e.g. en).")
 @click.option("--notes", default="", help="Free text kept with the voice.")
+@click.option("--ref-text", default=None, help="Transcript of the reference clip(s) (backends that need it).")
 def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str | None, checkpoint_id: int | None,
-               language: str | None, notes: str) -> None:
+               language: str | None, notes: str, ref_text: str | None) -> None:
     """Clone voice NAME zero-shot from reference clips: stores them and the backend's conditioning."""
     from tts_host.speakers import check_name
 
@@ -250,7 +263,12 @@ def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str |
                 raise TTSHostError(f"backend '{backend}' has {len(bases)} bases in the library ({found}): "
                                    "choose one with --base, or add one with `tts-host base add`")
             model = bases[0]
-        voice = lib.clone_voice(name, backend, model, list(refs), language, notes)
+        cloner = backend
+        if ref_text is not None:
+            from tts_host.host import get_host
+
+            cloner = get_host().build_backend(backend, ref_text=ref_text)
+        voice = lib.clone_voice(name, cloner, model, list(refs), language, notes)
         click.echo(f"added voice '{voice.name}' ({backend}, {model.label}, {len(refs)} reference clip(s))")
 
 
