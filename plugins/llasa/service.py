@@ -73,6 +73,18 @@ class FinetuneOutcome:
 
 
 @dataclass
+class WorkerOutcome:
+    """What a ``torchrun`` rank other than 0 reports: rank 0 stores and prints."""
+
+    rank: int
+    warnings: list[str] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        """Nothing: rank 0 prints the summary."""
+        return []
+
+
+@dataclass
 class SpeechResult:
     """What ``speak`` wrote and how fast."""
 
@@ -154,8 +166,8 @@ def _barrier(world: int) -> None:
 def run_finetune(backend: Any, library: Any, *, speaker: str, data: Path, start: str | None, base: str | None,
                  settings: FinetuneSettings, replay: float = 0.0, resume: bool = False, progress: bool = True,
                  log_dir: Path | None = None,
-                 on_step: Callable[[int, int, float], None] | None = None) -> FinetuneOutcome | None:
-    """Fine-tune ``speaker``; returns the outcome on rank 0 (``None`` on other ``torchrun`` ranks)."""
+                 on_step: Callable[[int, int, float], None] | None = None) -> FinetuneOutcome | WorkerOutcome:
+    """Fine-tune ``speaker``; the outcome on rank 0, a :class:`WorkerOutcome` on other ``torchrun`` ranks."""
     from tts_host.plugins.llasa.clone import text_array
     from tts_host.plugins.llasa.recipe import SpeakerData, finetune_voice
     from tts_host.plugins.llasa.train import distributed_context
@@ -192,7 +204,7 @@ def run_finetune(backend: Any, library: Any, *, speaker: str, data: Path, start:
                                  earlier=earlier, replay=replay, progress=progress, on_step=on_step,
                                  log_dir=log_dir)
         if not context.main:
-            return None
+            return WorkerOutcome(context.rank)
         speakers = [*(model.speakers if isinstance(model, Checkpoint) else ()), speaker]
         speakers = list(dict.fromkeys(speakers))
         metrics = {**outcome.metrics(), "lora_rank": settings.lora_rank}
