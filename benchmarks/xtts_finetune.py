@@ -14,7 +14,9 @@ optimizer steps. Runs:
   dataset module drops torch to one thread);
 - ``coqui-threads``: the same with torch's thread count restored;
 - ``tts-host``: ``finetune`` with its defaults (bf16 autocast where the CPU has it);
-- ``tts-host-fp32``: the same in fp32.
+- ``tts-host-fp32``: the same in fp32;
+- ``tts-host-trim``: defaults plus ``trim_conditioning`` (conditioning padded to the batch's
+  longest slice instead of 6 s: faster, but no longer coqui's exact inputs).
 
 Seconds per step are the median interval between consecutive optimizer steps, skipping the
 first two (optimizer-state allocation); peak RSS is the process's maximum resident set.
@@ -210,7 +212,7 @@ def worker_tts_host(options) -> dict:
         outcome = backend.finetune(
             library, speaker="bench", data=Path(options.data), base="bench", batch_size=options.batch_size, lr=LR,
             epochs=-(-options.steps // per_epoch), max_steps=options.steps, precision=precision,
-            save_every=10**9, progress=False,
+            save_every=10**9, progress=False, trim_conditioning=options.worker == "tts-host-trim",
             on_step=lambda step, loss: (stamps.append(time.perf_counter()), losses.append(loss)))
     shutil.rmtree(home, ignore_errors=True)
     from tts_host.plugins.xtts.training import use_bf16
@@ -288,7 +290,8 @@ def worker_synthesis(options) -> dict:
 
 
 WORKERS = {"coqui": worker_coqui, "coqui-threads": worker_coqui, "tts-host": worker_tts_host,
-           "tts-host-fp32": worker_tts_host, "loss-check": worker_loss_check, "synthesis": worker_synthesis}
+           "tts-host-fp32": worker_tts_host, "tts-host-trim": worker_tts_host,
+           "loss-check": worker_loss_check, "synthesis": worker_synthesis}
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -340,7 +343,7 @@ def main() -> None:
     for preset in presets:
         steps = options.steps if preset == options.preset else options.v2_steps
         rows = [run_worker(mode, options, paths[preset], paths["data"], steps)
-                for mode in ("coqui", "coqui-threads", "tts-host", "tts-host-fp32")]
+                for mode in ("coqui", "coqui-threads", "tts-host", "tts-host-fp32", "tts-host-trim")]
         report[preset] = rows
         lines += table(rows, preset)
         print("\n".join(lines[-len(rows) - 2:]), flush=True)

@@ -55,3 +55,30 @@ def test_gpt_and_vocoder_make_24khz_audio(tiny_base_dir, speaker_clips):
     assert vocoder.sample_rate == 24000 and audio.dtype == np.float32
     expected = out["latents"].shape[1] * 1024 * 24000 / 22050  # one code = 1024 input samples
     assert abs(len(audio) - expected) <= 1024 and np.isfinite(audio).all()
+
+
+def test_training_batches_match_coquis_layout_and_trim_is_opt_in(tiny_base_dir, speaker_clips, tmp_path):
+    import random
+
+    import torch
+
+    from tts_host.data.cache import FeatureCache
+    from tts_host.data.prepare import prepare_dataset
+    from tts_host.plugins.xtts.features import MAX_COND_SAMPLES, Collator, ItemBuilder, records_from_dataset
+
+    source = speaker_clips("A", 3)[0][0].parent
+    dataset = prepare_dataset(source, tmp_path / "prepared", "A", 22050)
+    cache = FeatureCache(tmp_path / "cache")
+    items = ItemBuilder(tiny_base_dir, "0" * 64, cache).build(records_from_dataset(dataset)[:2])
+    assert cache.stats.computed == 2
+    ItemBuilder(tiny_base_dir, "0" * 64, cache).build(records_from_dataset(dataset)[:2])
+    assert cache.stats.computed == 2 and cache.stats.hits == 2  # codes come from the cache the second time
+    mel_norms = torch.ones(80)
+    batch = Collator(mel_norms)(items, random.Random(0))
+    assert batch["cond_mels"].shape == (2, 1, 80, MAX_COND_SAMPLES // 256 + 1)  # padded to 6 s, as coqui
+    assert batch["text_inputs"].dtype == torch.int32 and batch["audio_codes"].shape[1] == max(len(i.codes) for i in items)
+    assert batch["cond_idxs"].shape == (2, 2)
+    trimmed = Collator(mel_norms, trim_conditioning=True)(items, random.Random(0))
+    assert trimmed["cond_mels"].shape[-1] < batch["cond_mels"].shape[-1]
+    assert torch.equal(trimmed["cond_idxs"], batch["cond_idxs"])
+    assert Collator(mel_norms)(items, None)["cond_idxs"] is None  # evaluation batches: no masking, as coqui

@@ -121,7 +121,7 @@ class ItemBuilder:
 
 
 def conditioning_slice(audio: np.ndarray, rng: random.Random | None) -> tuple[np.ndarray, list[int]]:
-    """A 3-6 s slice (random when ``rng`` is given, else the mid-length slice at 0), padded to 6 s."""
+    """A 3-6 s slice (random when ``rng`` is given, else the mid-length slice at 0), zero-padded to 6 s."""
     if rng is None:
         length = (MIN_COND_SAMPLES + MAX_COND_SAMPLES) // 2
     else:
@@ -137,10 +137,11 @@ def conditioning_slice(audio: np.ndarray, rng: random.Random | None) -> tuple[np
 class Collator:
     """Builds GPT batches (the tensors ``GPT.forward`` takes) from items, as coqui's trainer does."""
 
-    def __init__(self, mel_norms: Any) -> None:
+    def __init__(self, mel_norms: Any, *, trim_conditioning: bool = False) -> None:
         from tts_host.plugins.xtts.model import mel_extractor
 
         self.style_mel = mel_extractor(mel_norms, "style")
+        self.trim = trim_conditioning
 
     def __call__(self, items: Sequence[TrainItem], rng: random.Random | None) -> dict[str, Any]:
         """``rng`` draws the conditioning slices (training); ``None`` gives coqui's evaluation batch."""
@@ -158,6 +159,9 @@ class Collator:
             piece, span = conditioning_slice(read_clip(item.record), rng)
             conds.append(torch.from_numpy(piece))
             idxs.append(span)
+        if self.trim:  # opt-in speed lever: pad only to the longest slice of the batch, not to 6 s
+            longest = max(span[1] - span[0] for span in idxs)
+            conds = [cond[: -(-longest // 256) * 256] for cond in conds]
         with torch.no_grad():
             cond_mels = self.style_mel(torch.stack(conds)).unsqueeze(1)  # (B, 1, 80, frames)
         return {

@@ -105,8 +105,11 @@ def run_finetune(
     log_dir: Path | None = None,
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
-) -> FinetuneOutcome:
-    """Fine-tune ``speaker`` on ``data``; see the module docstring for the order of work."""
+) -> FinetuneOutcome | None:
+    """Fine-tune ``speaker`` on ``data``; see the module docstring for the order of work.
+
+    Returns ``None`` on ranks other than 0 of a distributed run (only rank 0 stores results).
+    """
     import torch
     from safetensors.torch import save_file
 
@@ -116,6 +119,7 @@ def run_finetune(
     from tts_host.plugins.xtts.synthesis import conditioning_from_model, latent_from_audio
     from tts_host.speakers.names import check_name
     from tts_host.speakers.records import Checkpoint
+    from tts_host.training.distributed import is_main_process
 
     speaker = check_name(speaker, "speaker")
     if any(v.name == speaker for v in library.voices()):
@@ -143,13 +147,15 @@ def run_finetune(
         for parameter in xtts.hifigan_decoder.parameters():
             parameter.requires_grad_(False)
         gpt = xtts.gpt
-        collator = Collator(xtts.mel_stats)
+        collator = Collator(xtts.mel_stats, trim_conditioning=settings.trim_conditioning)
         before = {name: evaluate_items(gpt, collator, items, settings) for name, items in earlier_heldout.items() if items}
         heldout_before = evaluate_items(gpt, collator, new_heldout, settings) if new_heldout else None
         fingerprint = _fingerprint(model, speaker, new_records, earlier_clips, settings)
         result = train_gpt(gpt, collator, new_train, earlier_train, new_heldout, settings,
                            work / f"run-{fingerprint[:16]}", fingerprint=fingerprint, resume=resume,
                            log_dir=log_dir, progress=progress, label=f"xtts {speaker}", on_step=on_step)
+        if not is_main_process():  # under torchrun, rank 0 alone writes the library
+            return None
         gpt.load_state_dict(result.gpt_state)
         gpt.eval()
         after = {name: evaluate_items(gpt, collator, earlier_heldout[name], settings) for name in before}

@@ -49,6 +49,7 @@ class FinetuneSettings:
     save_every: int = 25  # steps between resumable saves (also at every epoch end and on interrupt)
     max_steps: int = 0  # 0: run every epoch
     forgetting_warning: float = 0.10  # warn when an earlier speaker's held-out loss rises more than this share
+    trim_conditioning: bool = False  # pad conditioning slices to the batch's longest, not 6 s (faster; not coqui's loss)
 
     def __post_init__(self) -> None:
         problems = []
