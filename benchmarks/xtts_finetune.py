@@ -182,6 +182,7 @@ def coqui_trainer(base: str, data: str, steps: int, batch_size: int, workdir: st
 
 
 def worker_coqui(options) -> dict:
+    """Seconds per step of coqui's Trainer.fit with GPTTrainer (threads as imported, or restored)."""
     import torch
 
     trainer, model, stamps, out = coqui_trainer(options.base, options.data, options.steps, options.batch_size,
@@ -195,6 +196,7 @@ def worker_coqui(options) -> dict:
 
 
 def worker_tts_host(options) -> dict:
+    """Seconds per step of tts-host's fine-tune through the library API, and its losses."""
     import torch
 
     from tts_host.speakers.library import Library
@@ -312,6 +314,7 @@ def table(rows: list[dict], preset: str) -> list[str]:
 
 
 def main() -> None:
+    """Prepare shared data and bases, run every measurement in its own process, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "out" / "xtts"))
     parser.add_argument("--preset", default="small")

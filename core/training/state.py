@@ -108,6 +108,7 @@ def load_state(folder: Path) -> dict[str, Any]:
         tensors = load_file(str(folder / TENSORS))
         return unflatten(document["state"], tensors)
     except (OSError, ValueError, KeyError) as exc:
-        raise TTSHostError(f"{folder}: the saved training state cannot be read ({exc}); start without --resume") from exc
+        raise TTSHostError(f"{folder}: the saved training state cannot be read ({exc}); "
+                           "start without --resume") from exc
     except Exception as exc:  # safetensors raises its own error type for damaged files
         raise TTSHostError(f"{folder}: the saved training state is damaged ({exc}); start without --resume") from exc

@@ -69,7 +69,8 @@ def run_demo(workdir: Path, *, progress: bool = True) -> Iterator[str]:
     shutil.rmtree(home, ignore_errors=True)
     started = time.perf_counter()
     data = {name: speak_sentences(voice, workdir / "speech" / name, SENTENCES) for name, voice in VOICES.items()}
-    yield f"speech: {len(SENTENCES)} sentences each from espeak-ng voices {', '.join(VOICES.values())} in {workdir / 'speech'}"
+    voices = ", ".join(VOICES.values())
+    yield f"speech: {len(SENTENCES)} sentences each from espeak-ng voices {voices} in {workdir / 'speech'}"
     with Library(home) as library:
         backend = library.backend("xtts")
         base = library.init_base(backend, "tiny", "xtts-tiny", seed=0)
@@ -87,6 +88,7 @@ def run_demo(workdir: Path, *, progress: bool = True) -> Iterator[str]:
         problems = library.verify(deep=True)
         if problems:
             raise TTSHostError("library verification failed: " + "; ".join(p.line() for p in problems))
-        yield f"library verified: {len(library.voices())} voices, {len(library.checkpoints())} checkpoints, all blobs intact"
+        counts = f"{len(library.voices())} voices, {len(library.checkpoints())} checkpoints"
+        yield f"library verified: {counts}, all blobs intact"
     yield f"library home: {home} (use it with TTS_HOST_HOME={home})"
     yield f"done in {time.perf_counter() - started:.0f} s"

@@ -43,10 +43,12 @@ class FinetuneOutcome:
     def summary_lines(self) -> list[str]:
         """Lines the CLI prints."""
         m = self.metrics
-        lines = [f"stored {self.checkpoint.label} (speakers: {', '.join(self.speakers)}) and voice '{self.voice.name}'",
+        speakers = ", ".join(self.speakers)
+        lines = [f"stored {self.checkpoint.label} (speakers: {speakers}) and voice '{self.voice.name}'",
                  f"training loss {m['train_loss_first']:.4f} -> {m['train_loss_last']:.4f} over {m['steps']} steps"]
         if m.get("heldout_loss") is not None:
-            lines.append(f"held-out loss {m['heldout_before']:.4f} -> {m['heldout_loss']:.4f} (best at step {m['best_step']})")
+            lines.append(f"held-out loss {m['heldout_before']:.4f} -> {m['heldout_loss']:.4f} "
+                         f"(best at step {m['best_step']})")
         for name, f in m.get("forgetting", {}).items():
             lines.append(f"earlier speaker {name}: held-out loss {f['before']:.4f} -> {f['after']:.4f} "
                          f"({f['rise'] * 100:+.1f}%)")
@@ -148,7 +150,8 @@ def run_finetune(
             parameter.requires_grad_(False)
         gpt = xtts.gpt
         collator = Collator(xtts.mel_stats, trim_conditioning=settings.trim_conditioning)
-        before = {name: evaluate_items(gpt, collator, items, settings) for name, items in earlier_heldout.items() if items}
+        before = {name: evaluate_items(gpt, collator, items, settings)
+                  for name, items in earlier_heldout.items() if items}
         heldout_before = evaluate_items(gpt, collator, new_heldout, settings) if new_heldout else None
         fingerprint = _fingerprint(model, speaker, new_records, earlier_clips, settings)
         result = train_gpt(gpt, collator, new_train, earlier_train, new_heldout, settings,

@@ -49,7 +49,7 @@ class FinetuneSettings:
     save_every: int = 25  # steps between resumable saves (also at every epoch end and on interrupt)
     max_steps: int = 0  # 0: run every epoch
     forgetting_warning: float = 0.10  # warn when an earlier speaker's held-out loss rises more than this share
-    trim_conditioning: bool = False  # pad conditioning slices to the batch's longest, not 6 s (faster; not coqui's loss)
+    trim_conditioning: bool = False  # pad conditioning to the batch's longest slice, not 6 s (faster; not coqui's)
 
     def __post_init__(self) -> None:
         problems = []
@@ -286,10 +286,13 @@ def evaluate_items(gpt: Any, collator: Collator, items: Sequence[TrainItem], set
     """coqui-style evaluation loss of ``items`` (fixed conditioning slices, no masking)."""
     import torch
 
-    batches = [collator(list(items[i:i + settings.batch_size]), None) for i in range(0, len(items), settings.batch_size)]
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if use_bf16(settings.precision) else contextlib.nullcontext()
+    size = settings.batch_size
+    batches = [collator(list(items[i:i + size]), None) for i in range(0, len(items), size)]
+    bf16 = use_bf16(settings.precision)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    weights = settings.text_ce_weight, settings.mel_ce_weight
     with autocast:
-        return heldout_loss(gpt, batches, lambda b: gpt_loss(gpt, b, settings.text_ce_weight, settings.mel_ce_weight)[0])
+        return heldout_loss(gpt, batches, lambda b: gpt_loss(gpt, b, *weights)[0])
 
 
 def summary(result: TrainResult) -> Mapping[str, Any]:
