@@ -72,7 +72,10 @@ LR = 5e-6
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB."""
+    """This process's peak resident set size in MiB (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -154,12 +157,13 @@ def coqui_trainer(base: str, data: str, steps: int, batch_size: int, workdir: st
     args.tokenizer_file = str(base_dir / "vocab.json")
     args.gpt_checkpoint = ""
     dataset, train, heldout = _train_clips(data)
-    per_epoch = max(1, -(-len(train) // batch_size))
+    # One epoch over exactly steps x batch_size samples: the same number of optimizer steps as tts-host.
+    train = [train[i % len(train)] for i in range(steps * batch_size)]
     out = Path(workdir) / f"coqui-run-{os.getpid()}"
     config = GPTTrainerConfig(
         output_path=str(out), model_args=args, run_name="bench", project_name="bench", dashboard_logger="tensorboard",
         batch_size=batch_size, eval_batch_size=batch_size, num_loader_workers=0, num_eval_loader_workers=0,
-        epochs=-(-steps // per_epoch), print_step=10_000, plot_step=10_000, save_step=1_000_000,
+        epochs=1, print_step=10_000, plot_step=10_000, save_step=1_000_000,
         save_checkpoints=False, save_best_after=10**9, run_eval=False, print_eval=False,
         optimizer="AdamW", optimizer_wd_only_on_weights=True,
         optimizer_params={"betas": [0.9, 0.96], "eps": 1e-8, "weight_decay": 1e-2},
