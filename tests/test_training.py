@@ -132,6 +132,19 @@ def test_heldout_loss_and_best_tracker():
     assert tracker.best_step == 3 and tracker.best_state["w"].item() == 7.0
 
 
+def test_best_tracker_can_keep_the_weights_on_disk(tmp_path):
+    import torch
+
+    tracker = BestTracker(tmp_path / "best.safetensors")
+    assert tracker.best_state is None
+    tracker.offer(1, 2.0, {"w": torch.ones(2)})
+    tracker.offer(2, 1.0, {"w": torch.full((2,), 3.0)})
+    assert tracker.as_dict()["best_state"] is None  # nothing large in the resumable state
+    again = BestTracker(tmp_path / "best.safetensors")
+    again.load(tracker.as_dict())
+    assert again.best_step == 2 and again.best_state["w"].tolist() == [3.0, 3.0]
+
+
 def test_allocator_settings_are_added_only_where_unset(monkeypatch):
     from tts_host.training.allocator import MALLOC_SETTINGS, allocator_environment, reexec_with_training_allocator
 

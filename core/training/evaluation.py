@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 
@@ -25,25 +27,51 @@ def heldout_loss(model: Any, batches: Iterable[Any], loss_of_batch: Callable[[An
 
 
 class BestTracker:
-    """Keeps a copy of the weights with the lowest held-out loss seen so far."""
+    """Keeps the weights with the lowest held-out loss seen so far.
 
-    def __init__(self) -> None:
+    With ``path`` the weights go to a safetensors file there (no second copy of a large model
+    in memory, and they survive an interruption); without, a copy is kept in memory.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
         self.best_loss: float | None = None
         self.best_step: int | None = None
-        self.best_state: dict[str, Any] | None = None
+        self._state: dict[str, Any] | None = None
 
     def offer(self, step: int, loss: float, state: dict[str, Any]) -> bool:
-        """Record ``state`` (copied) if ``loss`` beats the best so far; returns whether it did."""
+        """Record ``state`` if ``loss`` beats the best so far; returns whether it did."""
         if self.best_loss is not None and loss >= self.best_loss:
             return False
         self.best_loss, self.best_step = float(loss), step
-        self.best_state = {k: v.detach().clone() for k, v in state.items()}
+        if self.path is None:
+            self._state = {k: v.detach().clone() for k, v in state.items()}
+        else:
+            from safetensors.torch import save_file
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp))
+            os.replace(tmp, self.path)
         return True
 
+    @property
+    def best_state(self) -> dict[str, Any] | None:
+        """The best weights (read back from ``path`` when kept on disk), or None before any offer."""
+        if self.best_step is None:
+            return None
+        if self.path is None:
+            return self._state
+        from safetensors.torch import load_file
+
+        return load_file(str(self.path))
+
     def as_dict(self) -> dict[str, Any]:
-        """For a resumable state."""
-        return {"best_loss": self.best_loss, "best_step": self.best_step, "best_state": self.best_state}
+        """For a resumable state (the weights themselves only when kept in memory)."""
+        return {"best_loss": self.best_loss, "best_step": self.best_step,
+                "best_state": self._state if self.path is None else None}
 
     def load(self, saved: dict[str, Any]) -> None:
         """Inverse of :meth:`as_dict`."""
-        self.best_loss, self.best_step, self.best_state = saved["best_loss"], saved["best_step"], saved["best_state"]
+        self.best_loss, self.best_step = saved["best_loss"], saved["best_step"]
+        self._state = saved.get("best_state")

@@ -144,6 +144,7 @@ def run_finetune(
             if settings.replay > 0 else []
         earlier_heldout = {name: builder.build([r for r in recs if r.split == "heldout"])
                            for name, recs in earlier_clips.items()}
+        del builder  # frees the DVAE: training needs only its cached codes
 
         xtts = load_xtts(start_dir, for_inference=False)
         for parameter in xtts.hifigan_decoder.parameters():
@@ -195,6 +196,7 @@ def run_finetune(
                                   language=new_records[0].language, notes=f"fine-tuned from {record.label}")
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(work / f"run-{fingerprint[:16]}", ignore_errors=True)
+        (work / f"run-{fingerprint[:16]}-best.safetensors").unlink(missing_ok=True)
         return FinetuneOutcome(checkpoint, voice, list(speakers), metrics, warnings, result.log_png)
     finally:
         shutil.rmtree(start_dir, ignore_errors=True)

@@ -161,7 +161,7 @@ def train_gpt(
     optimizer = _optimizer(gpt, settings)
     warmup = max(settings.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
-    tracker = BestTracker()
+    tracker = BestTracker(Path(state_dir).with_name(Path(state_dir).name + "-best.safetensors"))
     train_losses: list[tuple[int, float]] = []
     heldout_losses: list[tuple[int, float]] = []
     start = 0
