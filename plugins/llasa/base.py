@@ -9,7 +9,6 @@ A Llasa base is a folder with two Hugging Face folders inside:
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
@@ -210,11 +209,6 @@ def base_summary(info: BaseInfo) -> dict[str, Any]:
         "hop_length": info.hop_length,
         "sample_rate": SAMPLE_RATE,
     }
-
-
-def describe(base_dir: Path) -> str:
-    """One line describing a base folder."""
-    return json.dumps(base_summary(validate_base(base_dir, weights=False)))
 
 
 def assemble_base(model_dir: Path, codec_dir: Path, out_dir: Path) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -91,7 +91,3 @@ def generate_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], samp
         )
     return np.asarray(layout.codes(output[0, input_ids.shape[1]:].tolist()), dtype=np.int64)
 
-
-def sampling_summary(sampling: Sampling) -> dict[str, Any]:
-    """The options as a plain dict (for logs and metadata)."""
-    return asdict(sampling)

@@ -73,10 +73,6 @@ class SpeechLayout:
         low, high = self.speech_offset, self.speech_offset + self.speech_count
         return [int(t) - low for t in token_ids if low <= int(t) < high]  # type: ignore[union-attr]
 
-    def is_speech(self, token_id: int) -> bool:
-        """Whether ``token_id`` is one of the speech tokens."""
-        return self.speech_offset <= token_id < self.speech_offset + self.speech_count
-
     @classmethod
     def from_vocab(cls, vocab: Mapping[str, int], *, source: str = "tokenizer") -> "SpeechLayout":
         """Read the layout from a token -> id mapping; raise :class:`LlasaBaseError` if it is not Llasa's."""
