@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,6 @@ import pytest
 from llasa_fixtures import prepared_speaker, shared_cache, tiny_base  # noqa: F401  (fixture)
 from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa.train import FinetuneSettings
-
-HERE = Path(__file__).resolve().parent
-
 
 @pytest.fixture
 def rows_a(tmp_path_factory, speaker_clips, tiny_base: Path):
@@ -102,21 +98,26 @@ def test_an_interrupted_run_resumes_to_the_same_losses(rows_a, tiny_base, tmp_pa
         finetune(load_lm(tiny_base / "model"), rows, tmp_path / "resumed", other, pad_id=pad)
 
 
-def test_torchrun_two_processes_match_one_process(rows_a, tiny_base, tmp_path):
-    rows, _ = rows_a
-    rows_json = tmp_path / "rows.json"
-    rows_json.write_text(json.dumps([asdict(r) for r in rows]))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
-    results = {}
+def test_cli_finetune_under_torchrun_matches_one_process(tmp_path_factory, speaker_clips, tiny_base, tmp_path):
+    """``torchrun --nproc_per_node 2`` runs the unchanged finetune command to the same per-step losses."""
+    from tts_host.speakers.library import Library
+
+    data = prepared_speaker(tmp_path_factory, speaker_clips, "A").root
+    losses = {}
     for procs in (1, 2):
-        out = tmp_path / f"losses-{procs}.json"
+        home = tmp_path / f"home-{procs}"
+        with Library(home) as library:
+            library.add_base("llasa", tiny_base, "tiny")
+        env = {**os.environ, "TTS_HOST_HOME": str(home), "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
-                   str(HERE / "llasa_ddp_run.py"), str(tiny_base), str(rows_json), str(tmp_path / f"work-{procs}"),
-                   str(out)]
+                   "-m", "tts_host.cli.main", "finetune", "--backend", "llasa", "--speaker", "A", "--data", str(data),
+                   "--epochs", "2", "--batch-size", "2", "--lr", "2e-3", "--quiet"]
         run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr[-3000:]
-        results[procs] = json.loads(out.read_text())
-    assert results[2]["world"] == 2 and results[1]["world"] == 1
-    assert len(results[1]["losses"]) == len(results[2]["losses"]) == 6
-    assert results[2]["losses"] == pytest.approx(results[1]["losses"], rel=1e-4)
-    assert results[1]["losses"][-1] < results[1]["losses"][0]
+        assert run.stdout.count("stored checkpoint") == 1  # rank 0 alone writes and reports
+        with Library(home) as library:
+            checkpoint = library.checkpoint(library.voice("A").checkpoint_id)
+            losses[procs] = checkpoint.metrics["losses"]
+    assert len(losses[1]) == len(losses[2]) == 2 * (len(prepared_speaker(tmp_path_factory, speaker_clips, "A").train) // 2)
+    assert losses[2] == pytest.approx(losses[1], rel=1e-4)
+    assert losses[1][-1] < losses[1][0]
