@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/xtts_finetune.py                       # small preset, 20 steps, + v2 3 steps
+    .venv/bin/python benchmarks/xtts_finetune.py                       # small preset, 20 steps, + v2 4 steps
     .venv/bin/python benchmarks/xtts_finetune.py --steps 40 --quality-steps 200
     .venv/bin/python benchmarks/xtts_finetune.py --skip-v2 --steps 10  # quick look
 
@@ -324,7 +324,7 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--v2-steps", type=int, default=3)
+    parser.add_argument("--v2-steps", type=int, default=4, help="at least 4: the first two steps are not timed")
     parser.add_argument("--skip-v2", action="store_true")
     parser.add_argument("--quality-steps", type=int, default=0,
                         help="also compare held-out loss of bf16 and fp32 tts-host runs after this many steps")

@@ -69,12 +69,24 @@ def test_state_files_are_safetensors_and_json_and_damage_is_one_line(tmp_path):
     import torch
 
     folder = save_state(tmp_path / "state", {"w": torch.ones(3), "array": np.arange(4), "nested": {1: ("a", 2.5)}})
-    assert sorted(p.name for p in folder.iterdir()) == ["state.json", "state.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["state-00000.safetensors", "state.json"]
     loaded = load_state(folder)
     assert loaded["nested"] == {1: ("a", 2.5)} and loaded["array"].tolist() == [0, 1, 2, 3]
-    (folder / "state.safetensors").write_bytes(b"garbage")
+    (folder / "state-00000.safetensors").write_bytes(b"garbage")
     with pytest.raises(TTSHostError, match="saved training state is damaged"):
         load_state(folder)
+
+
+def test_large_states_are_written_in_shards(tmp_path, monkeypatch):
+    import torch
+
+    import tts_host.training.state as state_module
+
+    monkeypatch.setattr(state_module, "SHARD_BYTES", 1000)
+    tensors = {f"t{i}": torch.full((100,), float(i)) for i in range(5)}  # 400 bytes each
+    folder = save_state(tmp_path / "state", tensors)
+    assert len(list(folder.glob("state-*.safetensors"))) == 3
+    assert all(torch.equal(load_state(folder)[k], v) for k, v in tensors.items())
 
 
 def test_replay_share_and_shuffling():

@@ -1,10 +1,11 @@
 """Resumable training state written with safetensors plus a JSON sidecar (never pickle).
 
 Any nested structure of dicts, lists and scalars with torch tensors or numpy arrays in it (a
-model state dict, an optimizer or scheduler state dict, RNG states) is split into a flat
-tensor file (``state.safetensors``) and a JSON skeleton (``state.json``) that points into it.
-Reading needs no ``torch.load`` at all. Both files go to a temp folder that is renamed into
-place, so a crash leaves either the previous state or the new one.
+model state dict, an optimizer or scheduler state dict, RNG states) is split into flat tensor
+files (``state-NNNNN.safetensors``, each at most ``SHARD_BYTES``, so that writing never holds
+more than one shard's copy in memory) and a JSON skeleton (``state.json``) that points into
+them. Reading needs no ``torch.load`` at all. The files go to a temp folder that is renamed
+into place, so a crash leaves either the previous state or the new one.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 
 from tts_host.errors import TTSHostError
 
-TENSORS = "state.safetensors"
 SKELETON = "state.json"
-FORMAT = "tts-host-train-state/1"
+FORMAT = "tts-host-train-state/2"
+SHARD_BYTES = 256 * 1024 * 1024
 
 
 def flatten(value: Any, tensors: dict[str, Any], path: str = "") -> Any:
@@ -72,6 +73,19 @@ def _unkey(key: list) -> Any:
     return int(key[1]) if key[0] == "int" else key[1]
 
 
+def _shards(tensors: dict[str, Any]) -> list[dict[str, Any]]:
+    shards: list[dict[str, Any]] = [{}]
+    size = 0
+    for name, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > SHARD_BYTES:
+            shards.append({})
+            size = 0
+        shards[-1][name] = tensor
+        size += nbytes
+    return shards
+
+
 def save_state(folder: Path, state: dict[str, Any]) -> Path:
     """Write ``state`` (see :func:`flatten`) to ``folder`` atomically; returns the folder."""
     from safetensors.torch import save_file
@@ -82,9 +96,14 @@ def save_state(folder: Path, state: dict[str, Any]) -> Path:
     staging = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    save_file(tensors, str(staging / TENSORS), metadata={"format": FORMAT})
-    (staging / SKELETON).write_text(json.dumps({"format": FORMAT, "state": skeleton}), encoding="utf-8")
-    for name in (TENSORS, SKELETON):
+    names = []
+    for index, shard in enumerate(_shards(tensors)):
+        name = f"state-{index:05d}.safetensors"
+        save_file(shard, str(staging / name), metadata={"format": FORMAT})
+        names.append(name)
+    (staging / SKELETON).write_text(json.dumps({"format": FORMAT, "shards": names, "state": skeleton}),
+                                    encoding="utf-8")
+    for name in [*names, SKELETON]:
         with open(staging / name, "rb") as handle:
             os.fsync(handle.fileno())
     previous = folder.with_name(f".{folder.name}.old")
@@ -105,7 +124,11 @@ def load_state(folder: Path) -> dict[str, Any]:
         document = json.loads((folder / SKELETON).read_text(encoding="utf-8"))
         if document.get("format") != FORMAT:
             raise ValueError(f"unknown format {document.get('format')!r}")
-        tensors = load_file(str(folder / TENSORS))
+        tensors: dict[str, Any] = {}
+        for name in document["shards"]:
+            if Path(name).name != name:
+                raise ValueError(f"shard name {name!r} is not a plain file name")
+            tensors.update(load_file(str(folder / name)))
         return unflatten(document["state"], tensors)
     except (OSError, ValueError, KeyError) as exc:
         raise TTSHostError(f"{folder}: the saved training state cannot be read ({exc}); "
