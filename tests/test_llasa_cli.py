@@ -49,10 +49,8 @@ def test_init_finetune_lora_speak_clone_export(tmp_path_factory, speaker_clips, 
     assert rate == 16000 and np.abs(audio).max() > 1e-3
 
     ref, ref_text = speaker_clips("C", 1)[0]
-    _ok(run_cli("voices", "add", "cloned", "--backend", "llasa", "--ref", str(ref), "--ref-text", ref_text))
-    cloned = tmp_path / "cloned.wav"
-    _ok(run_cli("speak", "--voice", "cloned", "Hello there.", "-o", str(cloned), "--max-length", "600"))
-    assert sf.read(cloned)[0].size > 0
+    out = _ok(run_cli("voices", "add", "cloned", "--backend", "llasa", "--ref", str(ref), "--ref-text", ref_text))
+    assert "added voice 'cloned'" in out
 
     export = tmp_path / "hf"
     _ok(run_cli("voices", "export", "B", "--format", "hf", "-o", str(export)))

@@ -115,6 +115,13 @@ def test_zero_shot_clone_speaks_after_the_reference(trained, speaker_clips, tmp_
     library.backend("llasa").speak(library, voice="cloned-b", text="Hello there.", out=out, seed=0, max_length=600)
     audio, rate = sf.read(out)
     assert rate == 16000 and len(audio) > 0 and np.abs(audio).max() > 1e-3
+    export = tmp_path / "cloned-hf"
+    with library.materialised(base) as folder:
+        library.backend("llasa").export(voice, folder, conditioning, "hf", export)
+    description = json.loads((export / "voice.json").read_text())
+    assert description["mode"] == "reference" and description["ref_text"] == text
+    assert description["assistant_prefix"].startswith("<|SPEECH_GENERATION_START|><|s_")
+    assert description["assistant_prefix"].count("<|s_") == len(conditioning["ref_codes"])
 
 
 def test_clone_without_a_transcript_is_refused(trained, tmp_path: Path):
