@@ -32,6 +32,20 @@ def _given(**options):
     return {name: value for name, value in options.items() if value is not None}
 
 
+def _supported(method, backend_name: str, options: dict) -> dict:
+    """``options``, or a one-line error naming those the backend's ``method`` does not take."""
+    import inspect
+
+    parameters = inspect.signature(method).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return options
+    unknown = [name for name in options if name not in parameters]
+    if unknown:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
+        raise TTSHostError(f"backend '{backend_name}' does not take {flags}")
+    return options
+
+
 def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
     for line in lines:
         click.echo(line)
@@ -101,9 +115,11 @@ def speak_command(voice: str, text: str, out: Path, language: str | None, stream
     with Library() as library:
         record = library.voice(voice)
         speak = _require(_backend(record.backend), "speak")
+        sampling = _supported(speak, record.backend, _given(temperature=temperature, top_p=top_p, top_k=top_k,
+                                                            repetition_penalty=repetition_penalty,
+                                                            max_length=max_length))
         result = speak(library, voice=voice, text=text, out=out, language=language, stream=stream, seed=seed,
-                       **_given(temperature=temperature, top_p=top_p, top_k=top_k,
-                                repetition_penalty=repetition_penalty, max_length=max_length))
+                       **sampling)
     _echo_lines(result.summary_lines())
 
 
