@@ -147,12 +147,12 @@ def test_heldout_loss_and_best_tracker():
 def test_best_tracker_can_keep_the_weights_on_disk(tmp_path):
     import torch
 
-    tracker = BestTracker(tmp_path / "best.safetensors")
+    tracker = BestTracker(tmp_path / "best")
     assert tracker.best_state is None
     tracker.offer(1, 2.0, {"w": torch.ones(2)})
     tracker.offer(2, 1.0, {"w": torch.full((2,), 3.0)})
     assert tracker.as_dict()["best_state"] is None  # nothing large in the resumable state
-    again = BestTracker(tmp_path / "best.safetensors")
+    again = BestTracker(tmp_path / "best")
     again.load(tracker.as_dict())
     assert again.best_step == 2 and again.best_state["w"].tolist() == [3.0, 3.0]
 

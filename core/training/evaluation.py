@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -29,8 +28,8 @@ def heldout_loss(model: Any, batches: Iterable[Any], loss_of_batch: Callable[[An
 class BestTracker:
     """Keeps the weights with the lowest held-out loss seen so far.
 
-    With ``path`` the weights go to a safetensors file there (no second copy of a large model
-    in memory, and they survive an interruption); without, a copy is kept in memory.
+    With ``path`` the weights go to a training-state folder there (no second copy of a large
+    model in memory, and they survive an interruption); without, a copy is kept in memory.
     """
 
     def __init__(self, path: Path | None = None) -> None:
@@ -47,12 +46,9 @@ class BestTracker:
         if self.path is None:
             self._state = {k: v.detach().clone() for k, v in state.items()}
         else:
-            from safetensors.torch import save_file
+            from tts_host.training.state import save_state
 
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp))
-            os.replace(tmp, self.path)
+            save_state(self.path, {k: v.detach() for k, v in state.items()})  # sharded: no full copy in memory
         return True
 
     @property
@@ -62,9 +58,9 @@ class BestTracker:
             return None
         if self.path is None:
             return self._state
-        from safetensors.torch import load_file
+        from tts_host.training.state import load_state
 
-        return load_file(str(self.path))
+        return load_state(self.path)
 
     def as_dict(self) -> dict[str, Any]:
         """For a resumable state (the weights themselves only when kept in memory)."""

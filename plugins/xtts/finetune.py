@@ -196,7 +196,7 @@ def run_finetune(
                                   language=new_records[0].language, notes=f"fine-tuned from {record.label}")
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(work / f"run-{fingerprint[:16]}", ignore_errors=True)
-        (work / f"run-{fingerprint[:16]}-best.safetensors").unlink(missing_ok=True)
+        shutil.rmtree(work / f"run-{fingerprint[:16]}-best", ignore_errors=True)
         return FinetuneOutcome(checkpoint, voice, list(speakers), metrics, warnings, result.log_png)
     finally:
         shutil.rmtree(start_dir, ignore_errors=True)

@@ -161,7 +161,7 @@ def train_gpt(
     optimizer = _optimizer(gpt, settings)
     warmup = max(settings.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
-    tracker = BestTracker(Path(state_dir).with_name(Path(state_dir).name + "-best.safetensors"))
+    tracker = BestTracker(Path(state_dir).with_name(Path(state_dir).name + "-best"))
     train_losses: list[tuple[int, float]] = []
     heldout_losses: list[tuple[int, float]] = []
     start = 0
@@ -226,9 +226,9 @@ def train_gpt(
             _save(state_dir, fingerprint, step, gpt, optimizer, scheduler, tracker, train_losses, heldout_losses)
             raise
     png = logger.close()
-    chosen = tracker.best_state if tracker.best_state is not None else gpt.state_dict()
-    return TrainResult({k: v.detach().clone() for k, v in chosen.items()}, step, train_losses, heldout_losses,
-                       tracker.best_step, resumed_from, png)
+    best = tracker.best_state  # read back from disk: a copy separate from the live weights
+    chosen = best if best is not None else {k: v.detach().clone() for k, v in gpt.state_dict().items()}
+    return TrainResult(chosen, step, train_losses, heldout_losses, tracker.best_step, resumed_from, png)
 
 
 def _optimizer(gpt: Any, settings: FinetuneSettings):
