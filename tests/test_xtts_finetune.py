@@ -139,7 +139,7 @@ def test_speak_writes_non_silent_24khz_audio_for_every_voice(chain, monkeypatch,
     monkeypatch.setenv("TTS_HOST_HOME", str(chain["home"]))
     for speaker in "ABC":
         out = tmp_path / f"{speaker}.wav"
-        stream = ["--stream"] if speaker == "C" else []
+        stream = ["--stream", "--temperature", "0.5", "--top-k", "20"] if speaker == "C" else []
         code, stdout, stderr = run_cli("speak", "--voice", speaker, "Hello there, how are you?", "-o", str(out),
                                        *stream)
         assert code == 0, stderr
@@ -291,6 +291,8 @@ def test_bad_finetune_inputs_are_one_line_errors(tmp_path, monkeypatch, chain):
     for args, message in cases:
         code, _, err = run_cli("finetune", "--backend", "xtts", *args, "--quiet")
         assert code == 1 and message in error_line(err), (args, err)
+    code, _, err = run_cli("speak", "--voice", "A", "hi", "-o", str(tmp_path / "x.wav"), "--max-length", "9")
+    assert code == 1 and "does not take --max-length" in error_line(err) and not (tmp_path / "x.wav").exists()
     code, _, err = run_cli("speak", "--voice", "nobody", "hi", "-o", str(tmp_path / "x.wav"))
     assert code == 1 and "no voice named 'nobody'" in error_line(err) and not (tmp_path / "x.wav").exists()
 

@@ -23,6 +23,8 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         FinetuneSettings.load(config)
     with pytest.raises(TTSHostError, match="batch size must be at least 1.*precision must be one of"):
         FinetuneSettings.load(None, batch_size=0, precision="fp8")
+    with pytest.raises(TTSHostError, match="the xtts backend has no fine-tune setting lora"):
+        FinetuneSettings.load(None, lora=8)
     config.write_text("- not a mapping\n")
     with pytest.raises(TTSHostError, match="expected a mapping"):
         FinetuneSettings.load(config)

@@ -100,8 +100,15 @@ class XttsBackend(Backend):
                             settings=options, resume=resume, log_dir=log_dir, progress=progress, on_step=on_step)
 
     def speak(self, library: Any, *, voice: str, text: str, out: Path, language: str | None = None,
-              stream: bool = False, seed: int = 0, bf16: bool = False):
-        """Synthesise ``text`` with ``voice`` into a 24 kHz wav at ``out``; returns a ``SpeechResult``."""
+              stream: bool = False, seed: int = 0, bf16: bool = False, temperature: float | None = None,
+              top_p: float | None = None, top_k: int | None = None, repetition_penalty: float | None = None):
+        """Synthesise ``text`` with ``voice`` into a 24 kHz wav at ``out``; returns a ``SpeechResult``.
+
+        Sampling options left as None use the model's config.json values (coqui's defaults).
+        """
         from tts_host.plugins.xtts.synthesis import speak_voice
 
-        return speak_voice(library, voice, text, Path(out), language=language, stream=stream, seed=seed, bf16=bf16)
+        sampling = {k: v for k, v in {"temperature": temperature, "top_p": top_p, "top_k": top_k,
+                                      "repetition_penalty": repetition_penalty}.items() if v is not None}
+        return speak_voice(library, voice, text, Path(out), language=language, stream=stream, seed=seed, bf16=bf16,
+                           sampling=sampling)

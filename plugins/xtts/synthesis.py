@@ -84,7 +84,7 @@ class SpeechResult:
 
 def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *, language: str = "en",
                stream: bool = False, seed: int = 0, bf16: bool = False, max_new_tokens: int | None = None,
-               on_chunk: Any = None) -> tuple[np.ndarray, float | None]:
+               on_chunk: Any = None, sampling: Mapping[str, Any] | None = None) -> tuple[np.ndarray, float | None]:
     """24 kHz float32 audio of ``text``; with ``stream``, also seconds to the first chunk."""
     import contextlib
 
@@ -99,6 +99,7 @@ def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *,
     settings: dict[str, Any] = {"temperature": model.config.temperature, "top_k": model.config.top_k,
                                 "top_p": model.config.top_p, "repetition_penalty": model.config.repetition_penalty,
                                 "length_penalty": model.config.length_penalty}
+    settings.update(sampling or {})
     if max_new_tokens is not None:
         settings["max_new_tokens"] = max_new_tokens
     torch.manual_seed(seed)
@@ -168,7 +169,8 @@ def voice_conditioning(library: Any, voice: Any, model_folder: Path) -> dict[str
 
 
 def speak_voice(library: Any, voice_name: str, text: str, out: Path, *, language: str | None = None,
-                stream: bool = False, seed: int = 0, bf16: bool = False) -> SpeechResult:
+                stream: bool = False, seed: int = 0, bf16: bool = False,
+                sampling: Mapping[str, Any] | None = None) -> SpeechResult:
     """Validate the voice's model through the library, synthesise ``text`` and write a 24 kHz wav."""
     import tempfile
 
@@ -184,7 +186,7 @@ def speak_voice(library: Any, voice_name: str, text: str, out: Path, *, language
         conditioning = voice_conditioning(library, voice, folder)
     started = time.perf_counter()
     audio, first = synthesize(model, text, conditioning, language=language or voice.language or "en",
-                              stream=stream, seed=seed, bf16=bf16)
+                              stream=stream, seed=seed, bf16=bf16, sampling=sampling)
     wall = time.perf_counter() - started
     rate = int(model.config.model_args.output_sample_rate)
     write_wav(out, audio, rate)

@@ -86,7 +86,11 @@ class FinetuneSettings:
                 raise TTSHostError(f"{path}: unknown fine-tune setting(s) {', '.join(unknown)} "
                                    f"(known: {', '.join(sorted(known))})")
             values.update(loaded)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        unknown = sorted(set(given) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TTSHostError(f"the xtts backend has no fine-tune setting {', '.join(unknown)}")
+        values.update(given)
         try:
             return cls(**values)
         except TypeError as exc:
