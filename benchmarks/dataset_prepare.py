@@ -14,17 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from speech import SENTENCES, VOICES, long_recording, synthesize  # noqa: E402
-from tts_host.data import FeatureCache, prepare_dataset, producer_id  # noqa: E402
+from tts_host.data import FeatureCache, prepare_dataset, producer_id
+from tts_host.data.espeak import SENTENCES, VOICES, long_recording, synthesize
 
 
 def build_source(folder: Path, minutes: float) -> float:

@@ -22,37 +22,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from tts_host.data.espeak import SENTENCES, VOICES, speak_folder
+
 ROOT = Path(__file__).resolve().parent.parent
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "She sells sea shells by the sea shore.",
-    "A journey of a thousand miles begins with a single step.",
-    "Please call Stella and ask her to bring these things.",
-    "The rainbow is a division of white light into many beautiful colors.",
-    "We will meet at the station at half past seven.",
-    "Bright sunshine warmed the quiet garden all afternoon.",
-    "Every morning the baker opens the shop before dawn.",
-    "The old clock in the hall struck twelve times.",
-    "Music fills the room when the windows are open.",
-    "Their small boat drifted slowly toward the harbour.",
-    "A cup of tea is the best way to start the day.",
-]
-
-
-def speech_folder(folder: Path) -> Path:
-    """espeak-ng clips with same-named transcripts (the plain-folder dataset format)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for index, text in enumerate(SENTENCES):
-        wav = folder / f"clip_{index:03d}.wav"
-        if not wav.exists():
-            subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), text], check=True, capture_output=True)
-            wav.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
-    return folder
 
 
 def now() -> tuple[float, float]:
@@ -200,7 +176,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llasa-bench-"))
     try:
         base = init_base(args.preset, work / "base")
-        data = prepare_dataset(speech_folder(work / "speech"), work / "data", "A", 16000)
+        data = prepare_dataset(speak_folder(VOICES["A"], work / "speech", SENTENCES[:12]), work / "data", "A", 16000)
         codec = XcodecCodec(base / "codec")
         codec_figures = bench_codec(codec, data.clips)
         tokenizer = AutoTokenizer.from_pretrained(base / "model")

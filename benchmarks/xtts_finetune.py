@@ -40,32 +40,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "She sells sea shells by the sea shore.",
-    "A journey of a thousand miles begins with a single step.",
-    "Please call Stella and ask her to bring these things.",
-    "The rainbow is a division of white light into many beautiful colors.",
-    "We will meet at the station at half past seven.",
-    "Bright sunshine warmed the quiet garden all afternoon.",
-    "Every morning the baker opens the shop before dawn.",
-    "The old clock in the hall struck twelve times.",
-    "Music fills the room when the windows are open.",
-    "Their small boat drifted slowly toward the harbour.",
-    "A cup of tea is the best way to start the day.",
-    "The children laughed as the kite rose into the sky.",
-    "Rain tapped gently against the glass all night long.",
-    "He wrote a long letter to his friend in the city.",
-    "The library closes early on Sunday evenings.",
-    "Green hills rolled away toward the distant mountains.",
-    "She found an old map hidden inside the book.",
-    "The train was late because of the heavy snow.",
-    "Fresh bread and warm soup were waiting on the table.",
-    "Birds sang loudly in the tall trees near the river.",
-    "The teacher asked everyone to read the first chapter.",
-    "A gentle breeze carried the scent of flowers.",
-    "They painted the fence a bright shade of blue.",
-]
 SYNTH_TEXT = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 SYNTH_TOKENS = 120  # the same GPT token budget for every synthesis run (random bases rarely stop)
 LR = 5e-6
@@ -88,16 +62,11 @@ def step_seconds(stamps: list[float]) -> float:
 # -- setup (the parent process) ------------------------------------------------------------
 def prepare(workdir: Path, presets: list[str]) -> dict[str, str]:
     """Speech, a prepared dataset and one base per preset, shared by every run."""
+    from tts_host.data.espeak import SENTENCES, VOICES, speak_folder
     from tts_host.data.prepare import prepare_dataset
     from tts_host.plugins.xtts.base import init_base
 
-    speech = workdir / "speech"
-    speech.mkdir(parents=True, exist_ok=True)
-    for index, text in enumerate(SENTENCES):
-        wav = speech / f"{index:03d}.wav"
-        if not wav.exists():
-            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), text], check=True)
-            wav.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+    speech = speak_folder(VOICES["A"], workdir / "speech", SENTENCES, speed=150)
     dataset = prepare_dataset(speech, workdir / "prepared", "bench", 22050)
     paths = {"data": str(dataset.root)}
     for preset in presets:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from speech import SENTENCES, VOICES, espeak_available, synthesize
+from tts_host.data.espeak import SENTENCES, VOICES, espeak_available, synthesize
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from data_helpers import read, write_hour
-from speech import SENTENCES, VOICES, long_recording
+from tts_host.data.espeak import SENTENCES, VOICES, long_recording
 from tts_host.data import prepare_dataset
 
 RATE = 16000

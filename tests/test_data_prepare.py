@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from data_helpers import RATE, copy_clips, frame_db, noise_bursts, noisy, read
-from speech import SENTENCES, VOICES, long_recording
+from tts_host.data.espeak import SENTENCES, VOICES, long_recording
 from tts_host.data import load_prepared, prepare_dataset
 from tts_host.data.errors import DatasetError
 from tts_host.data.settings import default_settings, load_settings

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from llasa_fixtures import prepared_speaker, tiny_base  # noqa: F401  (fixture)

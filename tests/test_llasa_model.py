@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from llasa_fixtures import copy_base, tiny_base  # noqa: F401  (fixture)
 from tts_host.errors import TTSHostError, ValidationError

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from tts_host.errors import TTSHostError
 from tts_host.plugins.xtts.features import ClipRecord, ItemBuilder, records_from_dataset
 from tts_host.plugins.xtts.model import SAMPLE_RATE
@@ -112,7 +110,6 @@ def run_finetune(
 
     Returns ``None`` on ranks other than 0 of a distributed run (only rank 0 stores results).
     """
-    import torch
     from safetensors.torch import save_file
 
     from tts_host.data.cache import FeatureCache

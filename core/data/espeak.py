@@ -1,4 +1,8 @@
-"""Real test speech from espeak-ng: several voices stand for several speakers."""
+"""Real speech from espeak-ng, offline: several voices stand for several speakers.
+
+The demo, the benchmarks and the tests use it to make multi-speaker recordings with
+transcripts on any machine that has the ``espeak-ng`` binary (Debian package ``espeak-ng``).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
+from tts_host.errors import TTSHostError
 
 # Speaker label -> espeak-ng voice. Distinct voices give distinct, real speakers.
 VOICES: dict[str, str] = {"A": "en-us", "B": "en+f3", "C": "en+m7", "D": "en-gb"}
@@ -47,14 +50,33 @@ def espeak_available() -> bool:
 
 def synthesize(text: str, voice: str, path: Path, *, speed: int = 160) -> Path:
     """Speak ``text`` with espeak-ng ``voice`` into a 22.05 kHz mono 16-bit wav at ``path``."""
+    if not espeak_available():
+        raise TTSHostError("espeak-ng is not installed: install it (`apt-get install espeak-ng`)")
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True,
                    capture_output=True)
     return path
 
 
+def speak_folder(voice: str, folder: Path, sentences: list[str], *, speed: int = 160) -> Path:
+    """One wav per sentence with a same-named ``.txt`` transcript (the plain-folder dataset format).
+
+    Clips already present are kept, so a second call costs nothing.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, text in enumerate(sentences):
+        wav = folder / f"{index:03d}.wav"
+        if not wav.exists():
+            synthesize(text, voice, wav, speed=speed)
+            wav.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+    return folder
+
+
 def long_recording(voice: str, path: Path, sentences: list[str], pause_s: float = 0.8) -> Path:
     """Join several spoken sentences into one recording with silent pauses between them."""
+    import numpy as np
+    import soundfile as sf
+
     parts = []
     rate = 22050
     for index, sentence in enumerate(sentences):
