@@ -21,14 +21,15 @@ def tts_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def speaker_clips(tmp_path_factory: pytest.TempPathFactory):
     """``speaker_clips("A", n)`` -> list of (wav path, transcript) for speaker A, cached per session.
 
-    Each clip lies next to a same-named ``.txt`` transcript (the plain-folder dataset format).
+    Each clip lies next to a same-named ``.txt`` transcript (the plain-folder dataset format),
+    in a folder that holds exactly those ``count`` clips, so a test may use the folder itself.
     """
     if not espeak_available():
         pytest.fail("espeak-ng is not installed: `apt-get install espeak-ng` (CI installs it in .ci/run)")
     root = tmp_path_factory.mktemp("speech")
 
     def make(speaker: str, count: int = 8) -> list[tuple[Path, str]]:
-        folder = root / speaker
+        folder = root / f"{speaker}-{count}"
         clips = []
         for index, text in enumerate(SENTENCES[:count]):
             wav = folder / f"{speaker}_{index:03d}.wav"
