@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tts_host.errors import TTSHostError
+from tts_host.training.inputs import prepared_data, resolve_start
 from tts_host.plugins.llasa.codec import SAMPLE_RATE
 from tts_host.plugins.llasa.train import FinetuneSettings
 
@@ -100,43 +101,6 @@ class SpeechResult:
                 f"{self.wall_seconds:.2f} s, real-time factor {factor:.2f})"]
 
 
-def resolve_start(library: Any, start: str | None, base: str | None) -> Any:
-    """``--from`` (voice, ``checkpoint:ID``, ``base:NAME``), ``--base``, or the only llasa base."""
-    if start and base:
-        raise TTSHostError("give either --from VOICE or --base NAME, not both")
-    if start:
-        return library.resolve(start)
-    if base:
-        return library.base(base)
-    bases = library.bases("llasa")
-    if len(bases) != 1:
-        names = ", ".join(b.name for b in bases) or "none (run `tts-host base init llasa --preset tiny`)"
-        raise TTSHostError(f"choose a starting point with --base NAME or --from VOICE (llasa bases: {names})")
-    return bases[0]
-
-
-def prepared_data(data: Path, speaker: str, home: Path, progress: bool, rank: int = 0) -> Any:
-    """A 16 kHz prepared dataset: ``data`` itself when it is one, else prepared from it under the home."""
-    from tts_host.data.dataset import MANIFEST, load_prepared
-    from tts_host.data.prepare import prepare_dataset
-
-    data = Path(data)
-    if not data.exists():
-        raise TTSHostError(f"--data {data}: no such file or folder")
-    if (data / MANIFEST).is_file():
-        dataset = load_prepared(data)
-    else:
-        key = hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:12]
-        dataset = prepare_dataset(data, home / "datasets" / "llasa" / f"{speaker}-{key}", speaker, SAMPLE_RATE,
-                                  progress=progress and rank == 0)
-    if dataset.speaker != speaker:
-        raise TTSHostError(f"--data {data}: the prepared dataset is speaker '{dataset.speaker}', not '{speaker}'")
-    if not dataset.train:
-        raise TTSHostError(f"--data {data}: no usable training clips ({len(dataset.rejects)} rejected; "
-                           "`tts-host dataset inspect` shows why)")
-    return dataset
-
-
 def _clip_records(dataset: Any) -> list[dict[str, str]]:
     return [{"id": c.id, "text": c.text, "sha256": c.sha256, "split": c.split, "audio_path": str(c.audio_path)}
             for c in dataset.clips]
@@ -178,7 +142,7 @@ def run_finetune(backend: Any, library: Any, *, speaker: str, data: Path, start:
     speaker = check_name(speaker, "speaker")
     if any(v.name == speaker for v in library.voices()):
         raise TTSHostError(f"a voice named '{speaker}' already exists: remove or rename it, or fine-tune another name")
-    record = resolve_start(library, start, base)
+    record = resolve_start(library, "llasa", start, base)
     work = Path(library.home) / "work" / "llasa"
     start_dir = work / f"start-{speaker}-rank{context.rank}"
     shutil.rmtree(start_dir, ignore_errors=True)
@@ -189,10 +153,10 @@ def run_finetune(backend: Any, library: Any, *, speaker: str, data: Path, start:
                                f"base (or a full checkpoint) for a full fine-tune")
         base_record = library.base_by_id(model.base_id) if isinstance(model, Checkpoint) else model
         if context.rank == 0:
-            dataset = prepared_data(data, speaker, Path(library.home), progress)
+            dataset = prepared_data(data, speaker, Path(library.home), "llasa", SAMPLE_RATE, progress=progress)
         _barrier(context.world)
         if context.rank != 0:
-            dataset = prepared_data(data, speaker, Path(library.home), False, context.rank)
+            dataset = prepared_data(data, speaker, Path(library.home), "llasa", SAMPLE_RATE)
         earlier = _earlier(model, speaker)
         document = {"model": sorted(f.sha256 for f in model.files), "speaker": speaker, "replay": replay,
                     "clips": sorted(c.sha256 for c in dataset.clips), "settings": settings.fingerprint()}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tts_host.errors import TTSHostError
+from tts_host.training.inputs import prepared_data, resolve_start
 from tts_host.plugins.xtts.features import ClipRecord, ItemBuilder, records_from_dataset
 from tts_host.plugins.xtts.model import SAMPLE_RATE
 from tts_host.plugins.xtts.speakers_file import FILE as SPEAKERS_FILE
@@ -55,43 +56,6 @@ class FinetuneOutcome:
         return lines
 
 
-def prepared_data(data: Path, speaker: str, home: Path, progress: bool):
-    """A prepared dataset: ``data`` itself when it is one, else prepared from it under the library home."""
-    from tts_host.data.dataset import MANIFEST, load_prepared
-    from tts_host.data.prepare import prepare_dataset
-
-    data = Path(data)
-    if not data.exists():
-        raise TTSHostError(f"--data {data}: no such file or folder")
-    if (data / MANIFEST).is_file():
-        dataset = load_prepared(data)
-    else:
-        key = hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:12]
-        dataset = prepare_dataset(data, home / "datasets" / "xtts" / f"{speaker}-{key}", speaker, SAMPLE_RATE,
-                                  progress=progress)
-    if dataset.speaker != speaker:
-        raise TTSHostError(f"--data {data}: the prepared dataset is speaker '{dataset.speaker}', not '{speaker}'")
-    if not dataset.train:
-        raise TTSHostError(f"--data {data}: no usable training clips ({len(dataset.rejects)} rejected; "
-                           "`tts-host dataset inspect` shows why)")
-    return dataset
-
-
-def resolve_start(library: Any, start: str | None, base: str | None) -> Any:
-    """The record to start from: ``--from`` (voice, ``checkpoint:ID``, ``base:NAME``), ``--base``, or the only base."""
-    if start and base:
-        raise TTSHostError("give either --from VOICE or --base NAME, not both")
-    if start:
-        return library.resolve(start)
-    if base:
-        return library.base(base)
-    bases = library.bases("xtts")
-    if len(bases) != 1:
-        names = ", ".join(b.name for b in bases) or "none (run `tts-host base init xtts --preset tiny`)"
-        raise TTSHostError(f"choose a starting point with --base NAME or --from VOICE (xtts bases: {names})")
-    return bases[0]
-
-
 def run_finetune(
     backend: Any,
     library: Any,
@@ -123,14 +87,14 @@ def run_finetune(
     speaker = check_name(speaker, "speaker")
     if any(v.name == speaker for v in library.voices()):
         raise TTSHostError(f"a voice named '{speaker}' already exists: remove or rename it, or fine-tune another name")
-    record = resolve_start(library, start, base)
+    record = resolve_start(library, "xtts", start, base)
     work = Path(library.home) / "work" / "xtts"
     start_dir = work / f"start-{speaker}"
     shutil.rmtree(start_dir, ignore_errors=True)
     model = library.validate_for_finetune(record, dest=start_dir, backend=backend)
     try:
         base_record = model if not isinstance(model, Checkpoint) else library.base_by_id(model.base_id)
-        dataset = prepared_data(data, speaker, Path(library.home), progress)
+        dataset = prepared_data(data, speaker, Path(library.home), "xtts", SAMPLE_RATE, progress=progress)
         earlier_clips = _earlier_clips(model, speaker)
         new_records = records_from_dataset(dataset)
         dvae_sha = next(f.sha256 for f in model.files if f.role == "dvae")
