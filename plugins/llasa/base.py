@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tts_host.errors import TTSHostError
+from tts_host.folders import new_folder
 from tts_host.plugins.llasa.codec import SAMPLE_RATE, codebook_size, read_codec_config
 from tts_host.plugins.llasa.layout import LlasaBaseError, SpeechLayout
 from tts_host.plugins.llasa.presets import load_preset
@@ -77,13 +77,8 @@ def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
 
     settings = load_preset(preset)
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise TTSHostError(f"output folder {out_dir} exists and is not empty")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)
     quiet_transformers()
-    try:
+    with new_folder(out_dir) as staging:
         torch.manual_seed(seed)
         codec_config = Xcodec2Config(**settings["codec"])
         codes = int(math.prod(codec_config.quantization_levels))
@@ -110,12 +105,6 @@ def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
         model.save_pretrained(staging / MODEL_DIR)
         tokenizer.save_pretrained(staging / MODEL_DIR)
         validate_base(staging)
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
 
 

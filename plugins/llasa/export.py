@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from tts_host.errors import TTSHostError
+from tts_host.folders import new_folder
 from tts_host.plugins.llasa.base import CODEC_DIR, MODEL_DIR, quiet_transformers, validate_model_dir
 from tts_host.plugins.llasa.layout import speech_token
 
@@ -46,12 +45,7 @@ def export_hf(model_folder: Path, out: Path, *, conditioning: Mapping[str, np.nd
 
     quiet_transformers()
     model_folder, out = Path(model_folder), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TTSHostError(f"export folder {out} exists and is not empty")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    staging.chmod(0o755)
-    try:
+    with new_folder(out, "export folder") as staging:
         adapter = model_folder / "adapter"
         model = load_lm(model_folder / MODEL_DIR, adapter if (adapter / "adapter_config.json").is_file() else None,
                         merge=True)
@@ -64,10 +58,4 @@ def export_hf(model_folder: Path, out: Path, *, conditioning: Mapping[str, np.nd
         (staging / VOICE_FILE).write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
         validate_model_dir(staging, staging / CODEC_DIR)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import numpy as np
 
-from tts_host.errors import TTSHostError
+from tts_host.folders import new_folder
 from tts_host.plugins.xtts.speakers_file import FILE as SPEAKERS_FILE
 from tts_host.plugins.xtts.speakers_file import read_speakers
 
@@ -27,12 +27,7 @@ def export_coqui(model_folder: Path, extra_speakers: Mapping[str, Mapping[str, n
     from tts_host.plugins.xtts.model import load_tensor_file, normalise_model_state
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise TTSHostError(f"{out}: the export folder is not empty")
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with new_folder(out, "export folder") as staging:
         for name in COPIED:
             shutil.copyfile(model_folder / name, staging / name)
         checkpoint = load_tensor_file(model_folder / "model.pth")
@@ -48,10 +43,4 @@ def export_coqui(model_folder: Path, extra_speakers: Mapping[str, Mapping[str, n
              for name, entry in speakers.items()},
             staging / "speakers_xtts.pth",
         )
-        if out.exists():
-            out.rmdir()
-        staging.replace(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
