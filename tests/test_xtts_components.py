@@ -57,7 +57,7 @@ def test_gpt_and_vocoder_make_24khz_audio(tiny_base_dir, speaker_clips):
     assert abs(len(audio) - expected) <= 1024 and np.isfinite(audio).all()
 
 
-def test_training_batches_match_coquis_layout_and_trim_is_opt_in(tiny_base_dir, speaker_clips, tmp_path):
+def test_training_batches_match_coquis_layout(tiny_base_dir, speaker_clips, tmp_path):
     import random
 
     import torch
@@ -78,7 +78,4 @@ def test_training_batches_match_coquis_layout_and_trim_is_opt_in(tiny_base_dir, 
     assert batch["cond_mels"].shape == (2, 1, 80, MAX_COND_SAMPLES // 256 + 1)  # padded to 6 s, as coqui
     assert batch["text_inputs"].dtype == torch.int32 and batch["audio_codes"].shape[1] == max(len(i.codes) for i in items)
     assert batch["cond_idxs"].shape == (2, 2)
-    trimmed = Collator(mel_norms, trim_conditioning=True)(items, random.Random(0))
-    assert trimmed["cond_mels"].shape[-1] < batch["cond_mels"].shape[-1]
-    assert torch.equal(trimmed["cond_idxs"], batch["cond_idxs"])
     assert Collator(mel_norms)(items, None)["cond_idxs"] is None  # evaluation batches: no masking, as coqui

@@ -137,11 +137,10 @@ def conditioning_slice(audio: np.ndarray, rng: random.Random | None) -> tuple[np
 class Collator:
     """Builds GPT batches (the tensors ``GPT.forward`` takes) from items, as coqui's trainer does."""
 
-    def __init__(self, mel_norms: Any, *, trim_conditioning: bool = False) -> None:
+    def __init__(self, mel_norms: Any) -> None:
         from tts_host.plugins.xtts.model import mel_extractor
 
         self.style_mel = mel_extractor(mel_norms, "style")
-        self.trim = trim_conditioning
 
     def __call__(self, items: Sequence[TrainItem], rng: random.Random | None) -> dict[str, Any]:
         """``rng`` draws the conditioning slices (training); ``None`` gives coqui's evaluation batch."""
@@ -159,9 +158,6 @@ class Collator:
             piece, span = conditioning_slice(read_clip(item.record), rng)
             conds.append(torch.from_numpy(piece))
             idxs.append(span)
-        if self.trim:  # opt-in speed lever: pad only to the longest slice of the batch, not to 6 s
-            longest = max(span[1] - span[0] for span in idxs)
-            conds = [cond[: -(-longest // 256) * 256] for cond in conds]
         with torch.no_grad():
             cond_mels = self.style_mel(torch.stack(conds)).unsqueeze(1)  # (B, 1, 80, frames)
         return {
@@ -175,9 +171,16 @@ class Collator:
 
 
 def gpt_loss(gpt: Any, batch: dict[str, Any], text_weight: float, mel_weight: float):
-    """coqui GPTTrainer's loss: text CE x text weight + mel CE x mel weight; returns (loss, text CE, mel CE)."""
+    """coqui GPTTrainer's loss: text CE x text weight + mel CE x mel weight; returns (loss, text CE, mel CE).
+
+    The conditioning latents come from :func:`~tts_host.plugins.xtts.conditioning.style_latents`
+    (the same values as coqui's, without the work on the silent padding of each slice).
+    """
+    from tts_host.plugins.xtts.conditioning import style_latents
+
     cond_idxs = batch["cond_idxs"].clone() if batch["cond_idxs"] is not None else None  # GPT.forward edits it
+    latents = style_latents(gpt, batch["cond_mels"])
     loss_text, loss_mel, _ = gpt(batch["text_inputs"], batch["text_lengths"], batch["audio_codes"],
                                  batch["wav_lengths"], cond_mels=batch["cond_mels"], cond_idxs=cond_idxs,
-                                 cond_lens=None)
+                                 cond_lens=None, cond_latents=latents)
     return loss_text * text_weight + loss_mel * mel_weight, loss_text, loss_mel

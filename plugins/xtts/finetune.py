@@ -111,7 +111,7 @@ def run_finetune(
         for parameter in xtts.hifigan_decoder.parameters():
             parameter.requires_grad_(False)
         gpt = xtts.gpt
-        collator = Collator(xtts.mel_stats, trim_conditioning=settings.trim_conditioning)
+        collator = Collator(xtts.mel_stats)
         before = {name: evaluate_items(gpt, collator, items, settings)
                   for name, items in earlier_heldout.items() if items}
         heldout_before = evaluate_items(gpt, collator, new_heldout, settings) if new_heldout else None
