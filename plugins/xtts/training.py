@@ -49,7 +49,6 @@ class FinetuneSettings:
     save_every: int = 25  # steps between resumable saves (also at every epoch end and on interrupt)
     max_steps: int = 0  # 0: run every epoch
     forgetting_warning: float = 0.10  # warn when an earlier speaker's held-out loss rises more than this share
-    trim_conditioning: bool = False  # pad conditioning to the batch's longest slice, not 6 s (faster; not coqui's)
 
     def __post_init__(self) -> None:
         problems = []
@@ -158,6 +157,9 @@ def train_gpt(
     """Train ``gpt`` on ``new`` (+ replayed ``earlier``) items; returns the best weights by held-out loss."""
     import torch
 
+    from tts_host.plugins.xtts.gpt_speedups import speed_up_for_training
+
+    speed_up_for_training(gpt)
     seed_everything(settings.seed)
     plan = plan_batches(new, earlier, settings)
     if not plan:
