@@ -157,6 +157,29 @@ def test_best_tracker_can_keep_the_weights_on_disk(tmp_path):
     assert again.best_step == 2 and again.best_state["w"].tolist() == [3.0, 3.0]
 
 
+def test_best_tracker_restores_the_best_weights_into_a_live_model(tmp_path):
+    import torch
+
+    model = torch.nn.Linear(3, 2)
+    for tracker in (BestTracker(tmp_path / "best"), BestTracker()):
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+        tracker.offer(4, 0.5, model.state_dict())
+        with torch.no_grad():
+            model.weight.fill_(9.0)  # training went on and got worse
+        weight = model.weight
+        tracker.restore_into(model)
+        assert model.weight is weight and model.weight.eq(1.0).all()  # copied in place
+    saved = BestTracker(tmp_path / "best")
+    saved.load({"best_loss": 0.5, "best_step": 4, "best_state": None})
+    with pytest.raises(TTSHostError, match="'bias' has no place in the model"):
+        saved.restore_into(torch.nn.Linear(3, 2, bias=False))
+    larger = torch.nn.Linear(3, 2)
+    larger.register_parameter("extra", torch.nn.Parameter(torch.zeros(1)))
+    with pytest.raises(TTSHostError, match="1 tensors are missing"):
+        saved.restore_into(larger)
+
+
 def test_allocator_settings_are_added_only_where_unset(monkeypatch):
     from tts_host.training.allocator import MALLOC_SETTINGS, allocator_environment, reexec_with_training_allocator
 

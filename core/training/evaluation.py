@@ -62,6 +62,17 @@ class BestTracker:
 
         return load_state(self.path)
 
+    def restore_into(self, module: Any) -> None:
+        """Copy the best weights into ``module`` in place (from disk one tensor at a time when kept there)."""
+        if self.best_step is None:
+            raise ValueError("no weights were offered yet")
+        if self.path is None:
+            module.load_state_dict(self._state)
+            return
+        from tts_host.training.state import copy_state_into
+
+        copy_state_into(self.path, module.state_dict())
+
     def as_dict(self) -> dict[str, Any]:
         """For a resumable state (the weights themselves only when kept in memory)."""
         return {"best_loss": self.best_loss, "best_step": self.best_step,

@@ -10,11 +10,12 @@ into place, so a crash leaves either the previous state or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tts_host.errors import TTSHostError
 
@@ -120,16 +121,51 @@ def load_state(folder: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    try:
-        document = json.loads((folder / SKELETON).read_text(encoding="utf-8"))
-        if document.get("format") != FORMAT:
-            raise ValueError(f"unknown format {document.get('format')!r}")
+    with _readable(folder):
+        document = _document(folder)
         tensors: dict[str, Any] = {}
         for name in document["shards"]:
-            if Path(name).name != name:
-                raise ValueError(f"shard name {name!r} is not a plain file name")
             tensors.update(load_file(str(folder / name)))
         return unflatten(document["state"], tensors)
+
+
+def copy_state_into(folder: Path, targets: dict[str, Any]) -> None:
+    """Copy the tensors of a flat state from :func:`save_state` into ``targets`` (e.g. a live ``state_dict()``).
+
+    One tensor is in memory at a time, so restoring a large model's weights needs no second copy of them.
+    """
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    with _readable(folder):
+        document = _document(folder)
+        missing = set(targets)
+        for name in document["shards"]:
+            with safe_open(str(folder / name), framework="pt") as handle:
+                for key in handle.keys():
+                    if key not in targets:
+                        raise ValueError(f"tensor {key!r} has no place in the model")
+                    targets[key].copy_(handle.get_tensor(key))
+                    missing.discard(key)
+        if missing:
+            raise ValueError(f"{len(missing)} tensors are missing, e.g. {sorted(missing)[0]!r}")
+
+
+def _document(folder: Path) -> dict[str, Any]:
+    document = json.loads((folder / SKELETON).read_text(encoding="utf-8"))
+    if document.get("format") != FORMAT:
+        raise ValueError(f"unknown format {document.get('format')!r}")
+    for name in document["shards"]:
+        if Path(name).name != name:
+            raise ValueError(f"shard name {name!r} is not a plain file name")
+    return document
+
+
+@contextlib.contextmanager
+def _readable(folder: Path) -> Iterator[None]:
+    """Turn any failure to read a saved state into a one-line error."""
+    try:
+        yield
     except (OSError, ValueError, KeyError) as exc:
         raise TTSHostError(f"{folder}: the saved training state cannot be read ({exc}); "
                            "start without --resume") from exc

@@ -108,8 +108,9 @@ def run_finetune(
         del builder  # frees the DVAE: training needs only its cached codes
 
         xtts = load_xtts(start_dir, for_inference=False)
-        for parameter in xtts.hifigan_decoder.parameters():
-            parameter.requires_grad_(False)
+        references = _reference_clips(dataset)
+        conditioning = conditioning_from_model(xtts, references)  # its d-vector needs the frozen HiFi-GAN
+        xtts.hifigan_decoder = None  # only the GPT trains: free the decoder's memory for the run
         gpt = xtts.gpt
         collator = Collator(xtts.mel_stats)
         before = {name: evaluate_items(gpt, collator, items, settings)
@@ -121,17 +122,14 @@ def run_finetune(
                            log_dir=log_dir, progress=progress, label=f"xtts {speaker}", on_step=on_step)
         if not is_main_process():  # under torchrun, rank 0 alone writes the library
             return None
-        gpt.load_state_dict(result.gpt_state)
-        gpt.eval()
+        gpt.eval()  # holds the chosen (best held-out) weights
         after = {name: evaluate_items(gpt, collator, earlier_heldout[name], settings) for name in before}
 
         speakers = read_speakers(start_dir / SPEAKERS_FILE)
-        for name, entry in speakers.items():
+        speakers[speaker] = conditioning
+        for entry in speakers.values():
             if "cond_audio" in entry:  # the GPT's conditioning encoder changed: recompute the latent
                 entry["gpt_cond_latent"] = latent_from_audio(xtts, entry["cond_audio"])
-        references = _reference_clips(dataset)
-        conditioning = conditioning_from_model(xtts, references)
-        speakers[speaker] = conditioning
         out = work / f"out-{fingerprint[:16]}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)

@@ -29,6 +29,23 @@ def keep_torch_threads() -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def quiet_gpt2_config() -> Iterator[None]:
+    """Silence transformers' warnings while coqui builds its GPT-2 configs.
+
+    coqui builds ``GPT2Config`` with GPT-2's default bos/eos ids (50256) beside a tiny unused
+    vocabulary, and transformers warns about it at every model build; the ids are never used.
+    """
+    from transformers.utils import logging
+
+    previous = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     """The config.json of a model folder as a dict."""
     return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
@@ -50,7 +67,8 @@ def build_xtts(config: dict[str, Any], vocab_path: Path):
 
     model = Xtts(xtts_config(config))
     model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab_path))
-    model.init_models()
+    with quiet_gpt2_config():
+        model.init_models()
     return model
 
 
@@ -59,22 +77,23 @@ def build_gpt(config: dict[str, Any]):
     from TTS.tts.layers.xtts.gpt import GPT
 
     args = config["model_args"]
-    return GPT(
-        layers=args["gpt_layers"],
-        model_dim=args["gpt_n_model_channels"],
-        start_text_token=args["gpt_start_text_token"],
-        stop_text_token=args["gpt_stop_text_token"],
-        heads=args["gpt_n_heads"],
-        max_text_tokens=args["gpt_max_text_tokens"],
-        max_mel_tokens=args["gpt_max_audio_tokens"],
-        max_prompt_tokens=args["gpt_max_prompt_tokens"],
-        number_text_tokens=args["gpt_number_text_tokens"],
-        num_audio_tokens=args["gpt_num_audio_tokens"],
-        start_audio_token=args["gpt_start_audio_token"],
-        stop_audio_token=args["gpt_stop_audio_token"],
-        use_perceiver_resampler=args["gpt_use_perceiver_resampler"],
-        code_stride_len=args["gpt_code_stride_len"],
-    )
+    with quiet_gpt2_config():
+        return GPT(
+            layers=args["gpt_layers"],
+            model_dim=args["gpt_n_model_channels"],
+            start_text_token=args["gpt_start_text_token"],
+            stop_text_token=args["gpt_stop_text_token"],
+            heads=args["gpt_n_heads"],
+            max_text_tokens=args["gpt_max_text_tokens"],
+            max_mel_tokens=args["gpt_max_audio_tokens"],
+            max_prompt_tokens=args["gpt_max_prompt_tokens"],
+            number_text_tokens=args["gpt_number_text_tokens"],
+            num_audio_tokens=args["gpt_num_audio_tokens"],
+            start_audio_token=args["gpt_start_audio_token"],
+            stop_audio_token=args["gpt_stop_audio_token"],
+            use_perceiver_resampler=args["gpt_use_perceiver_resampler"],
+            code_stride_len=args["gpt_code_stride_len"],
+        )
 
 
 def build_hifigan(config: dict[str, Any]):
@@ -152,7 +171,8 @@ def load_xtts(folder: Path, *, for_inference: bool = True):
         model.gpt.load_state_dict(load_file(str(gpt_file)), strict=True)
     model.mel_stats = load_tensor_file(folder / "mel_stats.pth").to(torch.float32)
     if for_inference:
-        model.eval()  # coqui's Xtts.eval also prepares the GPT's cached inference model
+        with quiet_gpt2_config():
+            model.eval()  # coqui's Xtts.eval also prepares the GPT's cached inference model
     return model
 
 

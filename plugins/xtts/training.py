@@ -113,7 +113,7 @@ def use_bf16(precision: str) -> bool:
 
 @dataclass
 class TrainResult:
-    """What a run produced: the chosen GPT weights and how the losses went."""
+    """What a run produced: the chosen GPT weights (the trained model's own tensors) and how the losses went."""
 
     gpt_state: dict[str, Any]
     steps: int
@@ -154,7 +154,7 @@ def train_gpt(
     label: str = "fine-tune",
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Train ``gpt`` on ``new`` (+ replayed ``earlier``) items; returns the best weights by held-out loss."""
+    """Train ``gpt`` on ``new`` (+ replayed ``earlier``) items; leaves it holding the best weights by held-out loss."""
     import torch
 
     from tts_host.plugins.xtts.gpt_speedups import speed_up_for_training
@@ -200,12 +200,12 @@ def train_gpt(
                 batch = collator(plan[step], random.Random(f"xtts-cond-{settings.seed}-{step}"))
                 with autocast():
                     loss, loss_text, loss_mel = gpt_loss(gpt, batch, settings.text_ce_weight, settings.mel_ce_weight)
-                optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 average_gradients(gpt.parameters())
                 if settings.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(gpt.parameters(), settings.grad_clip)
                 optimizer.step()
+                optimizer.zero_grad(set_to_none=True)  # no gradients held through the next forward pass
                 scheduler.step()
                 step += 1
                 value = float(loss.detach())
@@ -232,9 +232,10 @@ def train_gpt(
             _save(state_dir, fingerprint, step, gpt, optimizer, scheduler, tracker, train_losses, heldout_losses)
             raise
     png = logger.close()
-    best = tracker.best_state  # read back from disk: a copy separate from the live weights
-    chosen = best if best is not None else {k: v.detach().clone() for k, v in gpt.state_dict().items()}
-    return TrainResult(chosen, step, train_losses, heldout_losses, tracker.best_step, resumed_from, png)
+    del optimizer, scheduler  # free the optimizer state before the best weights are read back
+    if tracker.best_step is not None and tracker.best_step != step:
+        tracker.restore_into(gpt)  # in place, one tensor at a time: no second copy of the weights
+    return TrainResult(gpt.state_dict(), step, train_losses, heldout_losses, tracker.best_step, resumed_from, png)
 
 
 def _optimizer(gpt: Any, settings: FinetuneSettings):
