@@ -2,28 +2,30 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/xtts_finetune.py                       # small preset, 20 steps, + v2 4 steps
-    .venv/bin/python benchmarks/xtts_finetune.py --steps 40 --quality-steps 200
-    .venv/bin/python benchmarks/xtts_finetune.py --skip-v2 --steps 10  # quick look
+    .venv/bin/python benchmarks/xtts_finetune.py                       # small preset, both clip sets, + v2
+    .venv/bin/python benchmarks/xtts_finetune.py --steps 40 --repeats 3 --quality-steps 200
+    .venv/bin/python benchmarks/xtts_finetune.py --skip-v2 --clips long --steps 10  # quick look
 
-Every run uses the same prepared data (espeak-ng speech through tts-host's dataset
+Every run of a table uses the same prepared data (espeak-ng speech through tts-host's dataset
 pipeline), the same base weights (``base init`` of the preset), batch size and number of
-optimizer steps. Runs:
+optimizer steps. Two clip sets: ``short`` (one sentence per clip, 2.5-4 s: shorter than coqui's
+3-6 s conditioning slices, so most of each 6 s conditioning input is padding) and ``long`` (two
+or three sentences per clip, 5.5-11 s: what fine-tuning data usually looks like). Runs:
 
 - ``coqui``: GPTTrainer through coqui's Trainer, as a user runs it (importing coqui's trainer
   dataset module drops torch to one thread);
 - ``coqui-threads``: the same with torch's thread count restored;
 - ``tts-host``: ``finetune`` with its defaults (bf16 autocast where the CPU has it);
-- ``tts-host-fp32``: the same in fp32;
-- ``tts-host-trim``: defaults plus ``trim_conditioning`` (conditioning padded to the batch's
-  longest slice instead of 6 s: faster, but no longer coqui's exact inputs).
+- ``tts-host-fp32``: the same in fp32.
 
-Seconds per step are the median interval between consecutive optimizer steps, skipping the
-first two (optimizer-state allocation); peak RSS is the process's maximum resident set.
-A same-loss check computes coqui's GPTTrainer loss and tts-host's loss on coqui's first batch
-from the same weights in fp32. A second table compares synthesis: coqui's ``Xtts.inference``
-against tts-host's ``synthesize`` (fp32 and bf16) on the same model, text, seed and token
-budget, and time to first audio with streaming. Figures go to stdout and ``--out`` as JSON.
+The modes run in turn, ``--repeats`` rounds, and each mode's best round is reported (the
+machine's other load only ever slows a run down). Seconds per step are the median interval
+between consecutive optimizer steps, skipping the first two (optimizer-state allocation); peak
+RSS is the process's maximum resident set. A same-loss check computes coqui's GPTTrainer loss
+and tts-host's loss on coqui's first batch from the same weights in fp32. A second table
+compares synthesis: coqui's ``Xtts.inference`` against tts-host's ``synthesize`` (fp32 and
+bf16) on the same model, text, seed and token budget, and time to first audio with streaming.
+Figures go to stdout and ``--out`` as JSON.
 """
 
 from __future__ import annotations
@@ -60,15 +62,18 @@ def step_seconds(stamps: list[float]) -> float:
 
 
 # -- setup (the parent process) ------------------------------------------------------------
-def prepare(workdir: Path, presets: list[str]) -> dict[str, str]:
-    """Speech, a prepared dataset and one base per preset, shared by every run."""
+def prepare(workdir: Path, presets: list[str], clip_sets: list[str]) -> dict[str, str]:
+    """Speech, one prepared dataset per clip set and one base per preset, shared by every run."""
     from tts_host.data.espeak import SENTENCES, VOICES, speak_folder
     from tts_host.data.prepare import prepare_dataset
     from tts_host.plugins.xtts.base import init_base
 
-    speech = speak_folder(VOICES["A"], workdir / "speech", SENTENCES, speed=150)
-    dataset = prepare_dataset(speech, workdir / "prepared", "bench", 22050)
-    paths = {"data": str(dataset.root)}
+    texts = {"short": SENTENCES,
+             "long": [" ".join(SENTENCES[i:i + 2 + (i // 2) % 2]) for i in range(0, len(SENTENCES), 2)]}
+    paths = {}
+    for name in clip_sets:
+        speech = speak_folder(VOICES["A"], workdir / f"speech-{name}", texts[name], speed=150)
+        paths[name] = str(prepare_dataset(speech, workdir / f"prepared-{name}", "bench", 22050).root)
     for preset in presets:
         base = workdir / f"base-{preset}"
         if not (base / "config.json").exists():
@@ -178,7 +183,7 @@ def worker_tts_host(options) -> dict:
     shutil.rmtree(home, ignore_errors=True)
     stamps: list[float] = []
     losses: list[float] = []
-    precision = "fp32" if options.worker == "tts-host-fp32" else "auto"
+    precision = options.precision or ("fp32" if options.worker == "tts-host-fp32" else "auto")
     with Library(home) as library:
         backend = library.backend("xtts")
         library.add_base(backend, options.base, "bench")
@@ -187,7 +192,7 @@ def worker_tts_host(options) -> dict:
         outcome = backend.finetune(
             library, speaker="bench", data=Path(options.data), base="bench", batch_size=options.batch_size, lr=LR,
             epochs=-(-options.steps // per_epoch), max_steps=options.steps, precision=precision,
-            save_every=10**9, progress=False, trim_conditioning=options.worker == "tts-host-trim",
+            save_every=10**9, progress=False,
             on_step=lambda step, loss: (stamps.append(time.perf_counter()), losses.append(loss)))
     shutil.rmtree(home, ignore_errors=True)
     from tts_host.plugins.xtts.training import use_bf16
@@ -264,15 +269,35 @@ def worker_synthesis(options) -> dict:
     return results
 
 
+TRAINING_MODES = ("coqui", "coqui-threads", "tts-host", "tts-host-fp32")
 WORKERS = {"coqui": worker_coqui, "coqui-threads": worker_coqui, "tts-host": worker_tts_host,
-           "tts-host-fp32": worker_tts_host, "tts-host-trim": worker_tts_host,
+           "tts-host-fp32": worker_tts_host,
            "loss-check": worker_loss_check, "synthesis": worker_synthesis}
 
 
 # -- report ---------------------------------------------------------------------------------
-def table(rows: list[dict], preset: str) -> list[str]:
-    """The per-step table of one preset."""
-    lines = [f"\n## fine-tuning, preset {preset}",
+def best_rounds(modes: tuple[str, ...], repeats: int, run) -> list[dict]:
+    """Run every mode ``repeats`` times in turn (``run(mode)``); keep each mode's fastest round and lowest peak RSS."""
+    rounds: dict[str, list[dict]] = {mode: [] for mode in modes}
+    for _ in range(repeats):
+        for mode in modes:
+            rounds[mode].append(run(mode))
+    rows = []
+    for mode in modes:
+        good = [r for r in rounds[mode] if "error" not in r]
+        if not good:
+            rows.append(rounds[mode][0])
+            continue
+        best = dict(min(good, key=lambda r: r["seconds_per_step"]))
+        best["peak_rss_mb"] = min(r["peak_rss_mb"] for r in good)
+        best["rounds_seconds_per_step"] = [r["seconds_per_step"] for r in good]
+        rows.append(best)
+    return rows
+
+
+def table(rows: list[dict], title: str) -> list[str]:
+    """The per-step table of one preset and clip set."""
+    lines = [f"\n## fine-tuning, {title}",
              f"{'run':<15}{'s/step':>9}{'peak RSS MiB':>14}{'threads':>9}{'vs coqui':>10}{'vs coqui+threads':>18}"]
     by_mode = {r["mode"]: r for r in rows}
     for row in rows:
@@ -295,6 +320,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--v2-steps", type=int, default=4, help="at least 4: the first two steps are not timed")
     parser.add_argument("--skip-v2", action="store_true")
+    parser.add_argument("--clips", choices=("short", "long", "both"), default="both")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of every training run; the best is reported")
     parser.add_argument("--quality-steps", type=int, default=0,
                         help="also compare held-out loss of bf16 and fp32 tts-host runs after this many steps")
     parser.add_argument("--out", default=None, help="write all figures here as JSON")
@@ -302,6 +329,7 @@ def main() -> None:
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
     options = parser.parse_args()
 
     if options.worker:
@@ -313,17 +341,20 @@ def main() -> None:
     workdir = Path(options.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     presets = [options.preset] + ([] if options.skip_v2 else ["v2"])
-    paths = prepare(workdir, presets)
+    clip_sets = ["short", "long"] if options.clips == "both" else [options.clips]
+    paths = prepare(workdir, presets, clip_sets)
+    data = paths[clip_sets[-1]]  # the loss check, quality runs and synthesis use the last clip set
     report: dict = {"cpu_count": os.cpu_count()}
     lines = [f"# XTTS fine-tuning benchmark (batch {options.batch_size}, {os.cpu_count()} CPU cores)"]
-    for preset in presets:
-        steps = options.steps if preset == options.preset else options.v2_steps
-        rows = [run_worker(mode, options, paths[preset], paths["data"], steps)
-                for mode in ("coqui", "coqui-threads", "tts-host", "tts-host-fp32", "tts-host-trim")]
-        report[preset] = rows
-        lines += table(rows, preset)
+    tables = [(options.preset, clips, options.steps, options.repeats) for clips in clip_sets]
+    tables += [("v2", clip_sets[-1], options.v2_steps, 1)] if "v2" in presets else []
+    for preset, clips, steps, repeats in tables:
+        rows = best_rounds(TRAINING_MODES, repeats,
+                           lambda mode: run_worker(mode, options, paths[preset], paths[clips], steps))
+        report[f"{preset}-{clips}"] = rows
+        lines += table(rows, f"preset {preset}, {clips} clips, {steps} steps, best of {repeats}")
         print("\n".join(lines[-len(rows) - 2:]), flush=True)
-    check = run_worker("loss-check", options, paths[options.preset], paths["data"], 1)
+    check = run_worker("loss-check", options, paths[options.preset], data, 1)
     report["loss_check"] = check
     if "error" in check:
         lines.append(f"\nsame-loss check failed to run: {check['error']}")
@@ -332,14 +363,14 @@ def main() -> None:
                      f"tts-host {check['tts_host_loss']:.6f}, relative difference {check['relative_difference']:.2e} "
                      f"-> {'PASS' if check['same'] else 'FAIL'} (limit 1e-4)")
     if options.quality_steps:
-        quality = [run_worker(mode, options, paths[options.preset], paths["data"], options.quality_steps)
-                   for mode in ("tts-host", "tts-host-fp32")]
+        quality = [run_worker(mode, options, paths[options.preset], data, options.quality_steps, ["--precision", p])
+                   for mode, p in (("tts-host", "bf16"), ("tts-host-fp32", "fp32"))]
         report["quality"] = quality
         if all("error" not in q for q in quality):
             bf16, fp32 = quality[0]["heldout_loss"], quality[1]["heldout_loss"]
             lines.append(f"held-out loss after {options.quality_steps} steps: bf16 {bf16:.4f}, fp32 {fp32:.4f} "
                          f"({(bf16 - fp32) / fp32 * 100:+.2f}%; target within 2%)")
-    synth = run_worker("synthesis", options, paths[options.preset], paths["data"], 1)
+    synth = run_worker("synthesis", options, paths[options.preset], data, 1)
     report["synthesis"] = synth
     lines.append(f"\n## synthesis, preset {options.preset} ({SYNTH_TOKENS} GPT tokens max, same text and seed)")
     if "error" in synth:
