@@ -90,3 +90,27 @@ def test_training_loss_equals_coquis_forward(conditioning_batch):
         assert abs(float(ours) - coqui) <= 1e-5 * abs(coqui)
     finally:
         gpt.train()
+
+
+def test_a_one_clip_batch_whose_conditioning_covers_it_still_has_a_finite_loss(conditioning_batch):
+    import math
+
+    import torch
+
+    from tts_host.plugins.xtts.features import gpt_loss, masks_every_audio_target
+
+    gpt, mels = conditioning_batch
+    batch = {"text_inputs": torch.randint(1, 30, (1, 12), dtype=torch.int32), "text_lengths": torch.tensor([12]),
+             "audio_codes": torch.randint(0, 64, (1, 100)), "wav_lengths": torch.tensor([100 * 1024]),
+             "cond_mels": mels[:1], "cond_idxs": torch.tensor([[68, 100086]])}  # an 11 s clip, a 4.5 s slice
+    assert masks_every_audio_target(gpt, batch)
+    with torch.no_grad():
+        text, mel, _ = gpt(batch["text_inputs"], batch["text_lengths"], batch["audio_codes"], batch["wav_lengths"],
+                           cond_mels=batch["cond_mels"], cond_idxs=batch["cond_idxs"].clone())
+        assert math.isnan(float(mel))  # coqui's own forward: no audio target left
+        loss, _, ours = gpt_loss(gpt, batch, 0.01, 1.0)
+    assert math.isfinite(float(loss)) and math.isfinite(float(ours))
+    later = dict(batch, cond_idxs=torch.tensor([[60000, 100086]]))  # the span leaves targets: coqui's loss as is
+    assert not masks_every_audio_target(gpt, later)
+    two_rows = {k: torch.cat([v, v]) for k, v in batch.items()}
+    assert not masks_every_audio_target(gpt, two_rows)

@@ -179,8 +179,26 @@ def gpt_loss(gpt: Any, batch: dict[str, Any], text_weight: float, mel_weight: fl
     from tts_host.plugins.xtts.conditioning import style_latents
 
     cond_idxs = batch["cond_idxs"].clone() if batch["cond_idxs"] is not None else None  # GPT.forward edits it
+    if cond_idxs is not None and masks_every_audio_target(gpt, batch):
+        cond_idxs = None  # coqui's loss would be 0/0 (NaN): keep this batch's audio targets instead
     latents = style_latents(gpt, batch["cond_mels"])
     loss_text, loss_mel, _ = gpt(batch["text_inputs"], batch["text_lengths"], batch["audio_codes"],
                                  batch["wav_lengths"], cond_mels=batch["cond_mels"], cond_idxs=cond_idxs,
                                  cond_lens=None, cond_latents=latents)
     return loss_text * text_weight + loss_mel * mel_weight, loss_text, loss_mel
+
+
+def masks_every_audio_target(gpt: Any, batch: dict[str, Any]) -> bool:
+    """Whether coqui's conditioning-span masking would leave the batch with no audio-code target at all.
+
+    ``GPT.forward`` ignores the targets under the last row's conditioning span, converting the
+    span from samples to code positions with the perceiver's factor (256) rather than the
+    codes' (1024), so the span is four times too wide. With one row per batch it can cover the
+    whole clip; the mean cross-entropy over no targets is then NaN. Only that case is detected.
+    """
+    if len(batch["text_lengths"]) != 1:
+        return False  # the other rows keep their targets
+    factor = gpt.perceiver_cond_length_compression if gpt.use_perceiver_resampler else gpt.code_stride_len
+    start, end = (int(v) // factor for v in batch["cond_idxs"][0])
+    last_target = -(-int(batch["wav_lengths"][0]) // gpt.code_stride_len) + 3  # GPT.forward's code length
+    return start <= 0 and end >= last_target + 1

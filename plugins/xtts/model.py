@@ -65,9 +65,9 @@ def build_xtts(config: dict[str, Any], vocab_path: Path):
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
     from TTS.tts.models.xtts import Xtts
 
-    model = Xtts(xtts_config(config))
-    model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab_path))
     with quiet_gpt2_config():
+        model = Xtts(xtts_config(config))
+        model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab_path))
         model.init_models()
     return model
 
