@@ -62,8 +62,11 @@ def speech_only_processor(layout: SpeechLayout) -> Any:
 
 
 def generate_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], sampling: Sampling | None = None,
-                   **options: Any) -> np.ndarray:
-    """Sample speech codes after ``prompt`` until ``<|SPEECH_GENERATION_END|>`` or the length limit."""
+                   max_new_tokens: int | None = None, **options: Any) -> np.ndarray:
+    """Sample speech codes after ``prompt`` until ``<|SPEECH_GENERATION_END|>`` or the length limit.
+
+    The limit is ``sampling.max_length`` tokens in all, and at most ``max_new_tokens`` new ones.
+    """
     import torch
     from transformers import LogitsProcessorList
 
@@ -83,7 +86,7 @@ def generate_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], samp
             top_p=None if greedy else sampling.top_p,
             top_k=None if greedy else sampling.top_k,
             repetition_penalty=sampling.repetition_penalty,
-            max_length=sampling.max_length,
+            max_length=min(sampling.max_length, len(prompt) + (max_new_tokens or sampling.max_length)),
             eos_token_id=layout.speech_end_id,
             pad_token_id=layout.speech_end_id,
             use_cache=sampling.use_cache,

@@ -13,6 +13,7 @@ from tts_host.plugins.llasa.base import CODEC_DIR, MODEL_DIR, quiet_transformers
 from tts_host.plugins.llasa.generate import Sampling, generate_codes
 from tts_host.plugins.llasa.layout import SpeechLayout
 from tts_host.plugins.llasa.prompts import prompt_ids
+from tts_host.speech import audio_token_budget
 
 ADAPTER_DIR = "adapter"
 
@@ -49,7 +50,8 @@ def synthesize(loaded: LoadedModel, text: str, *, speaker: str | None = None, re
 
     With ``ref_codes`` (zero-shot cloning) the user turn holds the reference transcript and
     the text, the reference codes start the assistant turn, and the reference part is cut from
-    the decoded audio. Otherwise ``speaker`` tags the prompt for a fine-tuned voice.
+    the decoded audio. Otherwise ``speaker`` tags the prompt for a fine-tuned voice. The LM
+    samples at most as many speech tokens as ``text`` can need (:mod:`tts_host.speech`).
     """
     if not text.strip():
         raise TTSHostError("the text to speak is empty")
@@ -60,7 +62,8 @@ def synthesize(loaded: LoadedModel, text: str, *, speaker: str | None = None, re
     prompt = prompt_ids(loaded.tokenizer, loaded.layout, prompt_text, speaker=None if cloning else speaker,
                         prefix_codes=list(ref_codes))
     sampling = sampling or Sampling.from_generation_config(loaded.model.generation_config)
-    codes = generate_codes(loaded.model, loaded.layout, prompt, sampling)
+    budget = audio_token_budget(text, loaded.codec.sample_rate / loaded.codec.hop_length, sampling.max_length)
+    codes = generate_codes(loaded.model, loaded.layout, prompt, sampling, max_new_tokens=budget)
     if codes.size == 0:
         raise TTSHostError("the model ended the speech before producing any speech token "
                            "(an untrained or overfitted model; try another --seed or a higher temperature)")

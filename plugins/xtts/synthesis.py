@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from tts_host.errors import TTSHostError
+from tts_host.speech import audio_token_budget
 from tts_host.plugins.xtts.model import SAMPLE_RATE
 
 
@@ -85,7 +86,11 @@ class SpeechResult:
 def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *, language: str = "en",
                stream: bool = False, seed: int = 0, bf16: bool = False, max_new_tokens: int | None = None,
                on_chunk: Any = None, sampling: Mapping[str, Any] | None = None) -> tuple[np.ndarray, float | None]:
-    """24 kHz float32 audio of ``text``; with ``stream``, also seconds to the first chunk."""
+    """24 kHz float32 audio of ``text``; with ``stream``, also seconds to the first chunk.
+
+    The GPT samples at most as many audio tokens as the text can need (:mod:`tts_host.speech`),
+    and never more than ``max_new_tokens`` when it is given.
+    """
     import contextlib
 
     import torch
@@ -100,8 +105,8 @@ def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *,
                                 "top_p": model.config.top_p, "repetition_penalty": model.config.repetition_penalty,
                                 "length_penalty": model.config.length_penalty}
     settings.update(sampling or {})
-    if max_new_tokens is not None:
-        settings["max_new_tokens"] = max_new_tokens
+    ceiling = model.gpt.max_gen_mel_tokens if max_new_tokens is None else max_new_tokens
+    settings["max_new_tokens"] = audio_token_budget(text, SAMPLE_RATE / model.gpt.code_stride_len, ceiling)
     torch.manual_seed(seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     started = time.perf_counter()
