@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from plugin_dists import run_cli
 
 
+@pytest.mark.smoke
+@pytest.mark.slow
 def test_demo_fine_tunes_two_voices_speaks_and_verifies(tmp_path):
     workdir = tmp_path / "demo"
     done = subprocess.run([sys.executable, "-m", "tts_host.cli.main", "demo", "--workdir", str(workdir), "--quiet"],

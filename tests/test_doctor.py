@@ -32,6 +32,7 @@ def part_of(line: str) -> str:
     return line.split()[1].rstrip(":")
 
 
+@pytest.mark.smoke
 def test_a_healthy_install_exits_zero_with_one_line_per_check(tts_home):
     result = run_doctor()
     assert result.returncode == 0, result.stdout + result.stderr

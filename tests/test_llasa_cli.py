@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from llasa_fixtures import prepared_speaker, tiny_base  # noqa: F401  (fixture)
@@ -27,6 +28,8 @@ def _one_line_error(result, *fragments: str) -> str:
     return lines[0]
 
 
+@pytest.mark.smoke
+@pytest.mark.slow
 def test_init_finetune_lora_speak_clone_export(tmp_path_factory, speaker_clips, tmp_path: Path):
     data_a = prepared_speaker(tmp_path_factory, speaker_clips, "A").root
     data_b = prepared_speaker(tmp_path_factory, speaker_clips, "B").root

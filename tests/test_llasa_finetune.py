@@ -98,6 +98,7 @@ def test_an_interrupted_run_resumes_to_the_same_losses(rows_a, tiny_base, tmp_pa
         finetune(load_lm(tiny_base / "model"), rows, tmp_path / "resumed", other, pad_id=pad)
 
 
+@pytest.mark.slow
 def test_cli_finetune_under_torchrun_matches_one_process(tmp_path_factory, speaker_clips, tiny_base, tmp_path):
     """``torchrun --nproc_per_node 2`` runs the unchanged finetune command to the same per-step losses."""
     from tts_host.speakers.library import Library
