@@ -201,14 +201,17 @@ def check_home(home: Path) -> list[Finding]:
                             "free disk space or point TTS_HOST_HOME at a larger disk")]
     else:
         findings = [Finding("home", OK, found)]
-    if not index_path(home).exists():
+    if not index_path(home).parent.exists():
         return findings + [Finding("library", INFO, "no library yet (it is created on first use)")]
-    try:
-        from tts_host.speakers.library import Library
+    from tts_host.speakers.index_health import IndexDamagedError
+    from tts_host.speakers.library import Library
 
+    try:
         with Library(home) as library:
             problems = library.verify()
             voices = len(library.voices())
+    except IndexDamagedError as exc:
+        return findings + [Finding("library", FAIL, _one_line(exc), "`tts-host library recover`")]
     except Exception as exc:
         return findings + [Finding("library", FAIL, f"cannot be read: {_one_line(exc)}",
                                    "`tts-host library verify` says more")]

@@ -14,6 +14,7 @@ hash; only when all are whole does one transaction add the records.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,12 +22,13 @@ import sqlite3
 import tarfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers.blobs import StagedBlob, is_sha256
 from tts_host.speakers.names import check_name
 from tts_host.speakers.records import Base, Checkpoint, FileEntry, Voice, check_relative_path, manifest_digest
+from tts_host.speakers.snapshots import journal_record
 
 if TYPE_CHECKING:
     from tts_host.speakers.library import Library
@@ -79,12 +81,19 @@ def export_voice(lib: Library, voice: Voice, out: Path, *, include_base: bool = 
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             data = json.dumps(manifest, indent=1, sort_keys=True).encode()
             tar.addfile(_member(MANIFEST, len(data)), io.BytesIO(data))
+            names = {f.sha256: f.path for f in (*voice.files, *base.files, *(checkpoint.files if checkpoint else ()))}
             for sha, size in manifest["blobs"].items():
                 path = lib.blob_path(sha)
                 if not path.is_file() or path.stat().st_size != size:
-                    raise TTSHostError(f"{voice.label}: blob {sha[:16]} is missing or damaged: run `tts-host voices verify`")
+                    raise TTSHostError(f"{voice.label}: file {names[sha]} (blob {sha[:16]}) is missing or has the "
+                                       "wrong size: nothing exported; `tts-host voices repair` restores it")
                 with open(path, "rb") as handle:
-                    tar.addfile(_member(f"blobs/{sha}", size), handle)
+                    reader = _HashingReader(handle)
+                    tar.addfile(_member(f"blobs/{sha}", size), reader)
+                if reader.hexdigest() != sha:
+                    raise TTSHostError(f"{voice.label}: file {names[sha]} is damaged (expected sha256 {sha[:16]}, "
+                                       f"found {reader.hexdigest()[:16]}): nothing exported; "
+                                       "`tts-host voices repair` restores it")
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, out)
@@ -92,6 +101,24 @@ def export_voice(lib: Library, voice: Voice, out: Path, *, include_base: bool = 
         tmp.unlink(missing_ok=True)
         raise
     return out
+
+
+class _HashingReader:
+    """A read-only file wrapper that hashes what is read through it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        """Read and hash up to ``size`` bytes."""
+        data = self._handle.read(size)
+        self._digest.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of everything read so far."""
+        return self._digest.hexdigest()
 
 
 def _member(name: str, size: int) -> tarfile.TarInfo:
@@ -242,6 +269,7 @@ def _commit(lib: Library, plan: dict[str, Any], staged: list[StagedBlob]) -> Voi
                 (plan["base_name"], str(base_raw.get("backend")), manifest_id,
                  json.dumps(base_raw.get("architecture") or {}, sort_keys=True), plan["digest"], time.time()),
             ).lastrowid
+            journal_record(lib.journal, conn, "bases", base_id)
         checkpoint_id = None
         if ckpt:
             row = conn.execute("SELECT id FROM checkpoints WHERE uid = ?", (str(ckpt["uid"]),)).fetchone()
@@ -261,16 +289,18 @@ def _commit(lib: Library, plan: dict[str, Any], staged: list[StagedBlob]) -> Voi
                      json.dumps(config, sort_keys=True), json.dumps(ckpt.get("metrics") or {}, sort_keys=True),
                      manifest_id, float(ckpt.get("created") or 0)),
                 ).lastrowid
+                journal_record(lib.journal, conn, "checkpoints", checkpoint_id)
         if conn.execute("SELECT 1 FROM voices WHERE name = ?", (plan["name"],)).fetchone():
             raise ArchiveError(f"a voice named '{plan['name']}' already exists: import with --as NEW_NAME")
         manifest_id = lib._insert_manifest(conn, plan["voice_files"])
         voice = plan["voice"]
-        conn.execute(
+        voice_id = conn.execute(
             "INSERT INTO voices (name, backend, base_id, checkpoint_id, manifest_id, language, notes, created)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (plan["name"], plan["backend"], base_id, checkpoint_id, manifest_id, voice.get("language"),
              str(voice.get("notes") or ""), float(voice.get("created") or 0)),
-        )
+        ).lastrowid
+        journal_record(lib.journal, conn, "voices", voice_id)
 
     lib._store(staged, write)
     return lib.voice(plan["name"])

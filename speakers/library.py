@@ -25,6 +25,7 @@ import socket
 import sqlite3
 import tempfile
 import time
+import unicodedata
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers import db
 from tts_host.speakers.blobs import BlobStore, StagedBlob, link_or_copy
 from tts_host.speakers.hashing import parallel_map, sha256_file
-from tts_host.speakers.home import default_home, index_path
+from tts_host.speakers.home import default_home
+from tts_host.speakers.index_health import integrity_problems, open_index
+from tts_host.speakers.journal import RecordJournal
 from tts_host.speakers.names import check_name
 from tts_host.speakers.records import (
     Base,
@@ -45,6 +48,7 @@ from tts_host.speakers.records import (
     check_relative_path,
     manifest_digest,
 )
+from tts_host.speakers.snapshots import journal_everything, journal_record, settle
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,6 +93,8 @@ class GcReport:
     bytes: int = 0
     temp_files: int = 0
     leases: int = 0
+    unindexed: int = 0  # blobs records use that the index does not know: kept (the index needs `recover`)
+    runs: int = 0
 
 
 @dataclass
@@ -119,13 +125,33 @@ class Library:
         self.home = Path(home) if home is not None else default_home()
         self.root = self.home / "library"
         self.blobs = BlobStore(self.root)
-        self.conn = db.connect(index_path(self.home))
+        self.journal = RecordJournal(self.root)
+        self.conn = open_index(self.root)
+        if not self.journal.complete():
+            with db.transaction(self.conn) as conn:
+                journal_everything(self.journal, conn)
+                self.journal.mark_complete()
+        for path, entries in self.journal.orphaned_pending(_pid_alive):
+            with self._transaction() as conn:
+                settle(self.journal, conn, entries)
+            path.unlink(missing_ok=True)
         self._host = host
         self._backends: dict[str, Backend] = {}
 
     def close(self) -> None:
         """Close the index."""
         self.conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; afterwards (committed or not) the journal is settled against the index."""
+        try:
+            with db.transaction(self.conn) as conn:
+                yield conn
+        finally:
+            if self.journal.pending:
+                settle(self.journal, self.conn, self.journal.pending)
+                self.journal.clear_pending()
 
     def __enter__(self) -> "Library":
         return self
@@ -214,7 +240,7 @@ class Library:
         try:
             lease_ids = self._take_leases(s.sha256 for s in staged)
             written = [self.blobs.commit(s, self._is_intact) for s in staged]
-            with db.transaction(self.conn) as conn:
+            with self._transaction() as conn:
                 for blob, fresh in zip(staged, written):
                     conn.execute("INSERT OR IGNORE INTO blobs (sha256, size) VALUES (?, ?)", (blob.sha256, blob.size))
                     if fresh:
@@ -254,6 +280,7 @@ class Library:
 
     def base(self, name: str) -> Base:
         """The base named ``name``, or an error listing the bases."""
+        name = unicodedata.normalize("NFC", name)
         row = self.conn.execute("SELECT * FROM bases WHERE name = ?", (name,)).fetchone()
         if row is None:
             known = ", ".join(b.name for b in self.bases()) or "none"
@@ -311,10 +338,12 @@ class Library:
                     return row["id"]
                 raise TTSHostError(f"a different base named '{name}' is already in the library: choose another --name")
             manifest_id = self._insert_manifest(conn, files)
-            return conn.execute(
+            base_id = conn.execute(
                 "INSERT INTO bases (name, backend, manifest_id, architecture, digest, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (name, backend.name, manifest_id, json.dumps(architecture, sort_keys=True), digest, time.time()),
             ).lastrowid
+            journal_record(self.journal, conn, "bases", base_id)
+            return base_id
 
         return self.base_by_id(self._store(list(staged.values()), write))
 
@@ -333,7 +362,8 @@ class Library:
     def remove_base(self, name: str) -> None:
         """Remove a base; refused while any checkpoint or voice depends on it."""
         base = self.base(name)
-        with db.transaction(self.conn) as conn:
+        with self._transaction() as conn:
+            self.journal.note("bases", base.name)
             checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE base_id = ?", (base.id,)).fetchone()[0]
             voices = [r[0] for r in conn.execute("SELECT name FROM voices WHERE base_id = ? ORDER BY name", (base.id,))]
             if checkpoints or voices:
@@ -421,12 +451,14 @@ class Library:
 
         def write(conn: sqlite3.Connection) -> int:
             manifest_id = self._insert_manifest(conn, inherited.values())
-            return conn.execute(
+            checkpoint_id = conn.execute(
                 "INSERT INTO checkpoints (uid, backend, base_id, parent_id, speakers, training_config, metrics,"
                 " manifest_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (uid or uuid.uuid4().hex, backend.name, base.id, parent.id if parent else None, json.dumps(speakers),
                  config, scores, manifest_id, time.time()),
             ).lastrowid
+            journal_record(self.journal, conn, "checkpoints", checkpoint_id)
+            return checkpoint_id
 
         return self.checkpoint(self._store(list(staged.values()), write))
 
@@ -462,7 +494,8 @@ class Library:
     _VOICE_SQL = "SELECT v.*, b.name AS base_name FROM voices v JOIN bases b ON b.id = v.base_id"
 
     def voice(self, name: str) -> Voice:
-        """The voice named ``name``."""
+        """The voice named ``name`` (any Unicode spelling of it: names are stored NFC-normalised)."""
+        name = unicodedata.normalize("NFC", name)
         row = self.conn.execute(self._VOICE_SQL + " WHERE v.name = ?", (name,)).fetchone()
         if row is None:
             raise TTSHostError(f"no voice named {name!r} in the library (`tts-host voices list` shows them)")
@@ -529,11 +562,12 @@ class Library:
             if conn.execute("SELECT 1 FROM voices WHERE name = ?", (name,)).fetchone():
                 raise TTSHostError(f"a voice named '{name}' already exists (rename or remove it first)")
             manifest_id = self._insert_manifest(conn, files)
-            conn.execute(
+            voice_id = conn.execute(
                 "INSERT INTO voices (name, backend, base_id, checkpoint_id, manifest_id, language, notes, created)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, backend_name, base_id, checkpoint_id, manifest_id, language, notes, time.time()),
-            )
+            ).lastrowid
+            journal_record(self.journal, conn, "voices", voice_id)
 
         self._store(list(staged.values()), write)
         return self.voice(name)
@@ -580,6 +614,7 @@ class Library:
             conn.execute("UPDATE voices SET checkpoint_id = ?, manifest_id = ? WHERE id = ?",
                          (checkpoint_id, manifest_id, voice.id))
             conn.execute("DELETE FROM manifests WHERE id = ?", (old,))
+            journal_record(self.journal, conn, "voices", voice.id)
 
         self._store(staged, write)
         return self.voice(voice.name)
@@ -597,16 +632,19 @@ class Library:
         """Give a voice a new name."""
         new = check_name(new, "voice")
         voice = self.voice(old)
-        with db.transaction(self.conn) as conn:
+        with self._transaction() as conn:
+            self.journal.note("voices", voice.name)
             if conn.execute("SELECT 1 FROM voices WHERE name = ?", (new,)).fetchone():
                 raise TTSHostError(f"a voice named '{new}' already exists")
             conn.execute("UPDATE voices SET name = ? WHERE id = ?", (new, voice.id))
+            journal_record(self.journal, conn, "voices", voice.id)
         return self.voice(new)
 
     def remove_voice(self, name: str) -> None:
         """Remove a voice record; its blobs go at the next ``gc`` unless something else uses them."""
         voice = self.voice(name)
-        with db.transaction(self.conn) as conn:
+        with self._transaction() as conn:
+            self.journal.note("voices", voice.name)
             manifest_id = conn.execute("SELECT manifest_id FROM voices WHERE id = ?", (voice.id,)).fetchone()[0]
             conn.execute("DELETE FROM voices WHERE id = ?", (voice.id,))
             conn.execute("DELETE FROM manifests WHERE id = ?", (manifest_id,))
@@ -844,6 +882,8 @@ class Library:
                     "UPDATE manifest_files SET sha256 = ?, size = ?, path = ? WHERE manifest_id = ? AND role = ?",
                     (original.sha256, original.size, original.path, manifest_id, entry.role),
                 )
+            if fixes:
+                journal_record(self.journal, conn, "checkpoints", model.id)
         self._store(list(staged.values()), write)
         for _, entry, original in fixes:
             report.actions.append(f"{model.label}: {entry.path} restored from the base (protected; "
@@ -852,14 +892,18 @@ class Library:
             report.actions.append(f"blob {sha[:16]} re-supplied from {supply[sha]}")
         return report
 
-    def gc(self) -> GcReport:
+    def gc(self, *, runs: bool = False) -> GcReport:
         """Remove blobs no record and no live add refers to, and temp files of dead processes.
 
         Runs under the index's write lock: an add takes its leases before it commits a blob,
-        so a blob that an add in progress needs is never removed.
+        so a blob that an add in progress needs is never removed. A blob that a record file
+        of the journal uses is kept even when the index does not know it. ``runs`` also
+        removes the work folders that failed or interrupted fine-tunes left (their saved
+        progress included).
         """
         report = GcReport()
         here = socket.gethostname()
+        journaled = self._journaled_shas()
         with db.transaction(self.conn) as conn:
             leases = conn.execute("SELECT id, pid, hostname FROM leases").fetchall()
             dead = [r["id"] for r in leases if r["hostname"] == here and not _pid_alive(r["pid"])]
@@ -867,7 +911,9 @@ class Library:
             report.leases = len(dead)
             keep = {r[0] for r in conn.execute("SELECT sha256 FROM manifest_files UNION SELECT sha256 FROM leases")}
             for sha, path in self.blobs.on_disk().items():
-                if sha not in keep:
+                if sha in journaled and sha not in keep:
+                    report.unindexed += 1
+                elif sha not in keep:
                     report.blobs += 1
                     report.bytes += path.stat().st_size
                     path.unlink()
@@ -878,14 +924,65 @@ class Library:
                 if pid.isdigit() and not _pid_alive(int(pid)):
                     shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
                     report.temp_files += 1
+        if runs:
+            for leftover in work_leftovers(self.home):
+                shutil.rmtree(leftover.path, ignore_errors=True)
+                report.runs += 1
         return report
 
-    # -- archives and listings -----------------------------------------------------------
-    def export_voice(self, name: str, out: Path | str, *, include_base: bool = True) -> Path:
-        """Write voice ``name`` to a ``.ttsvoice`` archive (with its base's blobs unless told not to)."""
-        from tts_host.speakers.archive import export_voice
+    def _journaled_shas(self) -> set[str]:
+        records, _ = self.journal.load()
+        return {f["sha256"] for kind in records.values() for record in kind for f in record.get("files", ())}
 
-        return export_voice(self, self.voice(name), Path(out), include_base=include_base)
+    def index_problems(self, *, deep: bool = False) -> list[str]:
+        """SQLite's check of the index (full with ``deep``) and records the index lacks or has in excess."""
+        problems = integrity_problems(self.conn, full=deep)
+        if problems:
+            return [f"index: {line}" for line in problems]
+        records, unreadable = self.journal.load()
+        found = [f"record file {line}" for line in unreadable]
+        indexed = {
+            "bases": {r[0] for r in self.conn.execute("SELECT name FROM bases")},
+            "checkpoints": {r[0] for r in self.conn.execute("SELECT uid FROM checkpoints")},
+            "voices": {r[0] for r in self.conn.execute("SELECT name FROM voices")},
+        }
+        keys = {"bases": "name", "checkpoints": "uid", "voices": "name"}
+        for kind, rows in records.items():
+            journaled = {str(r.get(keys[kind])) for r in rows}
+            for key in sorted(journaled - indexed[kind]):
+                found.append(f"{kind[:-1]} {key!r} has a record file but is not in the index "
+                             "(`tts-host library recover` restores it)")
+            for key in sorted(indexed[kind] - journaled):
+                found.append(f"{kind[:-1]} {key!r} is in the index but has no record file")
+        return found
+
+    def leftovers(self) -> list[Leftover]:
+        """Temp files of dead processes and fine-tune work folders: what ``gc`` (``--runs``) removes."""
+        found = []
+        for tmp in sorted(self.blobs.tmp_dir.iterdir()):
+            pid = tmp.name.split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                found.append(Leftover(tmp, _bytes_under(tmp), "temp file of a process that is gone"))
+        return found + work_leftovers(self.home)
+
+    # -- archives and listings -----------------------------------------------------------
+    def export_voice(self, name: str, out: Path | str, *, include_base: bool = True, force: bool = False) -> Path:
+        """Write voice ``name`` to a ``.ttsvoice`` archive (with its base's blobs unless told not to).
+
+        A folder ``out`` gets ``<name>.ttsvoice`` inside it; an existing file is replaced only
+        with ``force``. Returns the file written.
+        """
+        from tts_host.speakers.archive import export_voice
+        from tts_host.speakers.exporting import archive_target
+
+        voice = self.voice(name)
+        return export_voice(self, voice, archive_target(Path(out), voice.name, force), include_base=include_base)
+
+    def export_as(self, name: str, fmt: str, out: Path | str, *, force: bool = False) -> Path:
+        """Write voice ``name`` in a format of its backend (every file re-hashed first)."""
+        from tts_host.speakers.exporting import export_format
+
+        return export_format(self, name, fmt, Path(out), force=force)
 
     def import_voice(self, archive: Path | str, as_name: str | None = None) -> Voice:
         """Import a ``.ttsvoice`` archive, every hash checked before anything enters the library."""
@@ -902,6 +999,31 @@ class Library:
     def stored_bytes(self) -> int:
         """Bytes of blob files on disk (each shared file counts once)."""
         return sum(path.stat().st_size for path in self.blobs.on_disk().values())
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A file or folder that no record uses and that ``gc`` can remove."""
+
+    path: Path
+    bytes: int
+    what: str
+
+
+def _bytes_under(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def work_leftovers(home: Path) -> list[Leftover]:
+    """Folders fine-tunes left under ``home/work/<backend>/`` (a failed or interrupted run's state)."""
+    work = home / "work"
+    if not work.is_dir():
+        return []
+    return [Leftover(folder, _bytes_under(folder), "fine-tune work folder (`finetune --resume` continues it)")
+            for backend in sorted(work.iterdir()) if backend.is_dir()
+            for folder in sorted(backend.iterdir()) if folder.is_dir()]
 
 
 def _safetensors_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

@@ -186,10 +186,11 @@ def voices_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def voices_list(backend: str | None, as_json: bool) -> None:
     """List the voices in the library."""
-    from tts_host.speakers import db, listing
-    from tts_host.speakers.home import default_home, index_path
+    from tts_host.speakers import listing
+    from tts_host.speakers.home import default_home
+    from tts_host.speakers.index_health import open_index
 
-    conn = db.connect(index_path(default_home()))
+    conn = open_index(default_home() / "library")
     try:
         if as_json:
             click.echo(json.dumps(listing.voice_rows(conn, backend), indent=2, ensure_ascii=False))
@@ -322,20 +323,24 @@ def voices_repair(name: str, sources: tuple[Path, ...]) -> None:
 
 @voices_group.command("export")
 @click.argument("name")
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="File to write.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+              help="File to write (an existing folder gets NAME.ttsvoice inside it).")
 @click.option("--format", "fmt", default="ttsvoice", show_default=True,
               help="ttsvoice (the library's archive) or a format of the voice's backend.")
 @click.option("--no-base", is_flag=True, help="Leave the base's files out (the importer must have the base).")
-def voices_export(name: str, out: Path, fmt: str, no_base: bool) -> None:
-    """Export voice NAME to a file (a .ttsvoice archive by default)."""
-    with _library() as lib:
-        if fmt == "ttsvoice":
-            lib.export_voice(name, out, include_base=not no_base)
-        else:
-            voice = lib.voice(name)
-            backend = lib.backend(voice.backend)
-            with lib.materialised(lib.model_of(voice)) as folder:
-                backend.export(voice, folder, lib.voice_conditioning(voice), fmt, out)
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def voices_export(name: str, out: Path, fmt: str, no_base: bool, force: bool) -> None:
+    """Export voice NAME to a file (a .ttsvoice archive by default); every file is re-hashed on the way."""
+    from tts_host.oserrors import write_error_line
+
+    try:
+        with _library() as lib:
+            if fmt == "ttsvoice":
+                out = lib.export_voice(name, out, include_base=not no_base, force=force)
+            else:
+                out = lib.export_as(name, fmt, out, force=force)
+    except OSError as exc:
+        raise TTSHostError(write_error_line(exc, out)) from exc
     written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
     click.echo(f"exported voice '{name}' to {out} ({_size(written)})")
 
@@ -357,20 +362,55 @@ def library_group() -> None:
 
 
 @library_group.command("gc")
-def library_gc() -> None:
+@click.option("--runs", is_flag=True, help="Also remove the work folders of failed or interrupted fine-tunes.")
+def library_gc(runs: bool) -> None:
     """Remove files no base, checkpoint or voice uses (safe while other commands run)."""
     with _library() as lib:
-        report = lib.gc()
+        report = lib.gc(runs=runs)
     click.echo(f"removed {report.blobs} unused file(s) ({_size(report.bytes)}), {report.temp_files} stale temp "
-               f"file(s), {report.leases} stale lease(s)")
+               f"file(s), {report.leases} stale lease(s)" + (f", {report.runs} work folder(s)" if runs else ""))
+    if report.unindexed:
+        click.echo(f"kept {report.unindexed} file(s) that records use but the index does not know: "
+                   "run `tts-host library recover`", err=True)
 
 
 @library_group.command("verify")
-@click.option("--deep", is_flag=True, help="Re-hash every file instead of trusting the stat cache.")
+@click.option("--deep", is_flag=True, help="Re-hash every file and run SQLite's full integrity check.")
 def library_verify(deep: bool) -> None:
-    """Check every file in the library."""
+    """Check the index and every file in the library; list what gc would remove."""
     with _library() as lib:
-        _report(lib.verify(deep=deep), "the library")
+        index = lib.index_problems(deep=deep)
+        problems = lib.verify(deep=deep)
+        leftovers = lib.leftovers()
+    for line in index:
+        click.echo(f"INDEX {line}", err=True)
+    for leftover in leftovers:
+        click.echo(f"leftover {leftover.path} ({_size(leftover.bytes)}): {leftover.what}")
+    if leftovers:
+        click.echo("`tts-host library gc` removes temp files; `tts-host library gc --runs` also removes work folders")
+    if index and not problems:
+        raise TTSHostError(f"{len(index)} index problem(s): see above; `tts-host library recover` rebuilds the index")
+    _report(problems, "the library")
+
+
+@library_group.command("recover")
+def library_recover() -> None:
+    """Rebuild the index from the record files and blobs (the old index is kept beside it)."""
+    from tts_host.speakers.home import default_home
+    from tts_host.speakers.recovery import recover
+
+    report = recover(default_home() / "library")
+    for path in report.moved_aside:
+        click.echo(f"kept the old index as {path}")
+    for line in report.skipped:
+        click.echo(f"not restored: {line}", err=True)
+    click.echo(f"restored {report.bases} base(s), {report.checkpoints} checkpoint(s), {report.voices} voice(s) "
+               f"over {report.blobs} file(s)")
+    with _library() as lib:
+        problems = lib.verify(deep=True)
+    if report.skipped:
+        raise TTSHostError(f"{len(report.skipped)} record(s) could not be restored: see above")
+    _report(problems, "the recovered library")
 
 
 @library_group.command("path")
