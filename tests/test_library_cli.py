@@ -153,3 +153,62 @@ def test_listing_voices_imports_nothing_heavy(site, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+@pytest.fixture
+def bo(site, speaker_clips) -> None:
+    """Voice 'Bo' on the tiny toy base, made through the CLI."""
+    cli(site, "base", "init", "toy", "--preset", "tiny")
+    cli(site, "voices", "add", "Bo", "--backend", "toy", "--ref", str(speaker_clips("B", 1)[0][0]))
+
+
+def damage_a_model_blob(home: Path) -> str:
+    """Flip one byte of the base's model file in the blob store; returns its sha256."""
+    from library_fixtures import toy_host
+    from tts_host.speakers import Library
+
+    with Library(home, host=toy_host()) as lib:
+        sha = next(f.sha256 for f in lib.bases()[0].files if f.role == "model")
+        flip_byte(lib.blob_path(sha), 100)
+    return sha
+
+
+@pytest.mark.parametrize("fmt", ["ttsvoice", "npz"])
+def test_export_refuses_a_damaged_blob_naming_voice_file_and_hashes(site, bo, tts_home, tmp_path, fmt):
+    sha = damage_a_model_blob(tts_home)
+    out = tmp_path / f"bo.{fmt}"
+    result = cli(site, "voices", "export", "Bo", "-o", str(out), "--format", fmt, ok=False)
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert "\n" not in line and "voice 'Bo'" in line and "model.safetensors" in line and sha[:16] in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "tts-home"]  # no partial file
+
+
+def test_export_never_overwrites_without_force_and_names_a_file_in_a_folder(site, bo, tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    refused = cli(site, "voices", "export", "Bo", "-o", str(precious), ok=False)
+    assert refused.returncode == 1 and "already exists" in refused.stderr and "--force" in refused.stderr
+    assert precious.read_text() == "mine"
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    cli(site, "voices", "export", "Bo", "-o", str(folder))
+    assert (folder / "Bo.ttsvoice").is_file()
+    again = cli(site, "voices", "export", "Bo", "-o", str(folder), ok=False)
+    assert again.returncode == 1 and str(folder / "Bo.ttsvoice") in again.stderr
+    npz = tmp_path / "bo.npz"
+    npz.write_text("old")
+    assert cli(site, "voices", "export", "Bo", "-o", str(npz), "--format", "npz", ok=False).returncode == 1
+    cli(site, "voices", "export", "Bo", "-o", str(npz), "--format", "npz", "--force")
+    assert "voice.speaker_embedding" in np.load(npz).files
+    cli(site, "voices", "export", "Bo", "-o", str(precious), "--force")
+    assert precious.read_bytes()[:2] != b"mi" and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert (folder / "Bo.ttsvoice").read_bytes() == precious.read_bytes()
+
+
+def test_export_to_an_unwritable_path_is_one_line(site, bo, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = cli(site, "voices", "export", "Bo", "-o", str(blocker / "bo.ttsvoice"), ok=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: cannot write {blocker / 'bo.ttsvoice'}: a part of the path is not a folder"
