@@ -6,9 +6,14 @@ import hashlib
 import json
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from tts_host.errors import TTSHostError
+
+
+CONDITIONING_ROLE = "conditioning"
+CONDITIONING_PATH = "conditioning.safetensors"
+VOICE_DIR = "voice"  # where a voice's own files go when it is materialised
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ class Voice:
     def label(self) -> str:
         """How messages name it."""
         return f"voice '{self.name}'"
+
+
+Model = Union[Base, Checkpoint]
+Record = Union[Base, Checkpoint, Voice]
 
 
 def manifest_digest(files: tuple[FileEntry, ...] | list[FileEntry]) -> str:

@@ -1,0 +1,90 @@
+"""Checking a starting point before a fine-tune trains on it (mixed into ``Library``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tts_host.errors import ValidationError
+from tts_host.speakers.hashing import parallel_map, sha256_file
+from tts_host.speakers.records import (
+    Base,
+    FileEntry,
+    Model,
+    Record,
+    Voice,
+)
+
+if TYPE_CHECKING:
+
+    from tts_host.backend import Backend
+
+
+class Validation:
+    """Re-hash, protected-file and schema checks of a start (a base, checkpoint or voice)."""
+
+    def _rehash(self, entry: FileEntry) -> tuple[str, int] | None:
+        path = self.blob_path(entry.sha256)
+        try:
+            return sha256_file(path)
+        except FileNotFoundError:
+            return None
+
+    def validate_for_finetune(self, start: Record | str, dest: Path | str | None = None,
+                              backend: Backend | str | None = None) -> Model:
+        """Check a starting point before training on it; returns its model (base or checkpoint).
+
+        Re-hashes every file, checks that protected roles are the base's exact blobs and that
+        required roles are present, then materialises the model (into ``dest`` when given,
+        else a temporary folder) and runs the backend's schema check. The first failure
+        raises :class:`ValidationError` naming the file, the expected and the actual value.
+        """
+        record = self.resolve(start)
+        model = self.model_of(record) if isinstance(record, Voice) else record
+        base = model if isinstance(model, Base) else self.base_by_id(model.base_id)
+        subject = record.label if record is model else f"{record.label} ({model.label})"
+        backend = self.backend(backend or model.backend)
+        files = self.files_of(record)
+        for entry, actual in zip(files, parallel_map(self._rehash, files)):
+            expected = f"sha256 {entry.sha256[:16]} ({entry.size} bytes)"
+            if actual is None:
+                raise ValidationError(entry.path, expected, "the blob is missing from the library", subject=subject)
+            if actual != (entry.sha256, entry.size):
+                raise ValidationError(entry.path, expected, f"sha256 {actual[0][:16]} ({actual[1]} bytes): the blob is damaged",
+                                      subject=subject)
+        by_role = {f.role: f for f in model.files}
+        base_roles = {f.role: f for f in base.files}
+        declared = {r.role: r for r in backend.file_roles()}
+        for entry in model.files:
+            if entry.role not in declared:
+                raise ValidationError(entry.path, f"a role of backend '{backend.name}' ({', '.join(declared)})",
+                                      f"role '{entry.role}'", subject=subject)
+        for role in declared.values():
+            entry = by_role.get(role.role)
+            if entry is None:
+                if role.required:
+                    raise ValidationError(role.path, f"a file for required role '{role.role}'", "none", subject=subject)
+                continue
+            if role.protected and model is not base:
+                original = base_roles.get(role.role)
+                if original is None or original.sha256 != entry.sha256:
+                    want = f"the {base.label} file, sha256 {original.sha256[:16]}" if original else "no such file (the base has none)"
+                    raise ValidationError(entry.path, f"{want} (protected)",
+                                          f"sha256 {entry.sha256[:16]}: run `tts-host voices repair` to restore it",
+                                          subject=subject)
+        if dest is not None:
+            self._schema_check(backend, model, base, self.materialise(model, dest), subject)
+        else:
+            with self.materialised(model) as folder:
+                self._schema_check(backend, model, base, folder, subject)
+        return model
+
+    @staticmethod
+    def _schema_check(backend: Backend, model: Model, base: Base, folder: Path, subject: str) -> None:
+        try:
+            backend.validate(folder, base.architecture)
+        except ValidationError as exc:
+            if exc.subject:
+                raise
+            raise ValidationError(exc.file, exc.expected, exc.actual, subject=subject) from exc
+
