@@ -17,7 +17,8 @@ def dataset_group() -> None:
 
 @dataset_group.command("prepare")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--speaker", required=True, help="Name of the speaker these recordings belong to.")
+@click.option("--speaker", required=True,
+              help="Name of the speaker these recordings belong to (voice-name rules: no '/', '\\', '..').")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder (created; re-running into it reuses unchanged clips).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,

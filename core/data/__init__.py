@@ -29,6 +29,7 @@ _EXPORTS = {
     "read_audio": "tts_host.data.audio",
     "DatasetError": "tts_host.data.errors",
     "AudioDecodeError": "tts_host.data.errors",
+    "DiskFullError": "tts_host.data.errors",
     "build_report": "tts_host.data.report",
 }
 

@@ -9,8 +9,6 @@ once: they need the system FFmpeg.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -140,23 +138,22 @@ def write_clip(folder: Path, stem: str, audio: np.ndarray, sample_rate: int) -> 
     """Write 16-bit PCM mono as ``folder/<stem>-<sha256 prefix>.wav``; returns (path, full SHA-256).
 
     The name carries the content hash, so a new clip never overwrites a file an older manifest
-    still names: an interrupted prepare leaves the previous dataset intact. Written to a temp
-    file, fsynced, then renamed.
+    still names: an interrupted prepare leaves the previous dataset intact. Encoded in memory,
+    then written atomically (:func:`~tts_host.data.diskio.write_atomic`): a full disk raises one
+    DiskFullError naming the clip, never an error swallowed inside libsndfile's callbacks.
     """
+    import io
+
     import soundfile
 
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=folder)
-    try:
-        with os.fdopen(handle, "w+b") as out:
-            soundfile.write(out, audio, sample_rate, subtype="PCM_16", format="WAV")
-            out.flush()
-            os.fsync(out.fileno())
-            out.seek(0)
-            digest = hashlib.sha256(out.read()).hexdigest()
-        path = folder / f"{stem}-{digest[:10]}.wav"
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    from tts_host.data.diskio import disk_full_reported, write_atomic
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio, sample_rate, subtype="PCM_16", format="WAV")
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    path = folder / f"{stem}-{digest[:10]}.wav"
+    with disk_full_reported(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data)
     return path, digest

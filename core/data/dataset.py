@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,9 +148,12 @@ class PreparedDataset:
         }
 
     def write(self) -> None:
-        """Write manifest.json and clips.csv atomically (temp file, fsync, rename)."""
-        _atomic_write(self.root / CLIPS_CSV, _clips_csv(self.clips, self.root))
-        _atomic_write(self.root / MANIFEST, json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n")
+        """Write clips.csv, then manifest.json, each atomically (temp file, fsync, rename)."""
+        from tts_host.data.diskio import write_atomic
+
+        write_atomic(self.root / CLIPS_CSV, _clips_csv(self.clips, self.root).encode("utf-8"))
+        manifest = json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n"
+        write_atomic(self.root / MANIFEST, manifest.encode("utf-8"))
 
 
 def _clips_csv(clips: list[Clip], root: Path) -> str:
@@ -165,19 +166,6 @@ def _clips_csv(clips: list[Clip], root: Path) -> str:
         writer.writerow([clip.id, clip.audio_path.relative_to(root).as_posix(), clip.text, clip.speaker,
                          clip.language, clip.split, f"{clip.duration:.3f}", clip.sha256])
     return buffer.getvalue()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def read_manifest(out_dir: Path | str) -> dict[str, Any]:

@@ -15,3 +15,7 @@ class AudioDecodeError(DatasetError):
 
 class EmptyAudioError(AudioDecodeError):
     """An audio file has no bytes at all."""
+
+
+class DiskFullError(DatasetError):
+    """The disk or the user's quota filled up while writing; the message names the file and the free space."""

@@ -2,7 +2,9 @@
 
 Re-running on unchanged input is a no-op: each source file's clips are reused when its
 fingerprint (path, size, mtime, transcript, settings) matches the manifest and its clip files
-are intact, and the manifest is rewritten only when something changed.
+are intact, and the manifest is rewritten only when something changed. A prepare into a folder
+without a manifest first writes the marker ``.prepare-unfinished``, removed once the manifest is
+written: a folder holding only a failed prepare's output is taken over by the next prepare.
 """
 
 from __future__ import annotations
@@ -10,20 +12,26 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from tts_host.data.dataset import (
-    MANIFEST, WAVS, Clip, PreparedDataset, Reject, file_intact, read_manifest,
+    CLIPS_CSV, MANIFEST, WAVS, Clip, PreparedDataset, Reject, file_intact, read_manifest,
 )
+from tts_host.data.diskio import disk_full_reported
 from tts_host.data.errors import DatasetError
 from tts_host.data.ingest import SourceItem, ingest
 from tts_host.data.settings import DataSettings, default_settings
 
 PIPELINE_VERSION = 1
 LOCK = ".prepare.lock"
+MARKER = ".prepare-unfinished"  # written before the first clip of a new dataset, removed after its manifest
+MAX_ID_BYTES = 200  # UTF-8 bytes of a clip id: with slice number, hash and ".wav" well within 255
+_SLICE_ID = re.compile(r"(.+)_\d{3,}")
+_CLIP_FILE = re.compile(r"(.+-[0-9a-f]{10}\.wav|\.tmp-.*)", re.DOTALL)  # what write_clip leaves in wavs/
 
 
 def prepare_dataset(
@@ -42,10 +50,10 @@ def prepare_dataset(
 
     ``sample_rate`` and ``language`` override ``settings`` (defaults: ``configs/data.yaml``).
     ``workers`` processes decode in parallel (default: one per CPU core). Bad lines and files
-    become rejects in the result; only an unusable source or output folder raises DatasetError.
+    become rejects in the result; only an unusable source, output folder or speaker name (the
+    library's name rules), or a full disk, raises DatasetError.
     """
-    if not speaker or not speaker.strip():
-        raise DatasetError("a speaker name is required")
+    speaker = _checked_speaker(speaker)
     settings = (settings or default_settings()).with_overrides({"sample_rate": sample_rate, "language": language})
     source_path, root = Path(source).resolve(), Path(out_dir).resolve()
     if root == source_path or source_path.is_relative_to(root):
@@ -53,8 +61,18 @@ def prepare_dataset(
     if not source_path.exists():
         raise DatasetError(f"{source}: no such file or folder")
     _previous_manifest(root, speaker)  # refuse a foreign folder before creating anything in it
-    with _exclusive(root):
+    with disk_full_reported(root), _exclusive(root):
         return _prepare(source_path, root, speaker, fmt, settings, workers, progress)
+
+
+def _checked_speaker(speaker: str) -> str:
+    """``speaker`` NFC-normalised, if it follows the library's name rules; else a one-line DatasetError."""
+    from tts_host.speakers.names import InvalidNameError, check_name
+
+    try:
+        return check_name(speaker, "speaker")
+    except InvalidNameError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 @contextmanager
@@ -76,8 +94,21 @@ def _exclusive(root: Path) -> Iterator[None]:
 
 def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: DataSettings, workers: int | None,
              progress: bool) -> PreparedDataset:
-    """The body of :func:`prepare_dataset`, run under the folder lock."""
+    """The body of :func:`prepare_dataset`, run under the folder lock; a failure removes the clips it wrote."""
     previous = _previous_manifest(root, speaker)
+    try:
+        dataset = _build(source_path, root, speaker, fmt, settings, workers, progress, previous)
+    except BaseException:  # free the space this run took; the previous manifest's clips stay
+        _remove_stale(root, {Path(record["audio_path"]).name for record in previous.get("clips", [])})
+        raise
+    _remove_stale(root, {clip.audio_path.name for clip in dataset.clips})
+    (root / MARKER).unlink(missing_ok=True)
+    return dataset
+
+
+def _build(source_path: Path, root: Path, speaker: str, fmt: str, settings: DataSettings, workers: int | None,
+           progress: bool, previous: dict[str, Any]) -> PreparedDataset:
+    """Ingest, reuse or process every source file, and write the manifest if it changed."""
     found = ingest(source_path, speaker, fmt, settings.language)
     items = [item for item in found.items if not item.audio.resolve().is_relative_to(root)]
     ids = _clip_ids(items)
@@ -99,6 +130,9 @@ def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: Da
     if jobs:  # the runner imports numpy and the decoders: a no-op re-run never needs them
         from tts_host.data.runner import run_jobs
 
+        if not previous:  # written in place, not via a temp file: it must exist before the first clip does
+            with disk_full_reported(root / MARKER):
+                (root / MARKER).write_text("tts-host dataset prepare: unfinished until manifest.json is written\n")
         results = run_jobs(jobs, speaker, root / WAVS, settings, workers=workers, progress=progress)
     sources: dict[str, dict[str, Any]] = {}
     records: list[dict[str, Any]] = []
@@ -125,7 +159,6 @@ def _prepare(source_path: Path, root: Path, speaker: str, fmt: str, settings: Da
     if dataset.to_json() != previous:
         (root / WAVS).mkdir(parents=True, exist_ok=True)
         dataset.write()
-        _remove_stale(root, clips)
     return dataset
 
 
@@ -136,7 +169,7 @@ def _previous_manifest(root: Path, speaker: str) -> dict[str, Any]:
     if not root.is_dir():
         raise DatasetError(f"{root}: exists and is not a folder")
     if not (root / MANIFEST).exists():
-        if any(path.name != LOCK for path in root.iterdir()):
+        if any(path.name != LOCK for path in root.iterdir()) and not _unfinished(root):
             raise DatasetError(f"{root}: folder is not empty and holds no prepared dataset; choose an empty folder")
         return {}
     try:
@@ -149,17 +182,60 @@ def _previous_manifest(root: Path, speaker: str) -> dict[str, Any]:
     return document
 
 
+def _unfinished(root: Path) -> bool:
+    """Whether ``root`` holds only an unfinished prepare's output: its marker, lock, clip and temp files."""
+    if not (root / MARKER).is_file():
+        return False
+    if any(path.name not in (LOCK, MARKER, CLIPS_CSV, WAVS) and not path.name.startswith(".tmp-")
+           for path in root.iterdir()):
+        return False
+    wavs = root / WAVS
+    if not wavs.exists():
+        return True
+    return wavs.is_dir() and all(path.is_file() and _CLIP_FILE.fullmatch(path.name) for path in wavs.iterdir())
+
+
+def clip_id_base(name: str) -> str:
+    """A file-name-safe id for a source's relative path ``name``, less its extension.
+
+    NFC-normalised; letters, marks and digits of any script, ``-`` and ``_`` are kept, every run
+    of other characters (separators, punctuation, ``/``, ``\\``, dots, controls) becomes ``_``;
+    at most ``MAX_ID_BYTES`` UTF-8 bytes; ``clip`` when nothing is left.
+    """
+    stem = unicodedata.normalize("NFC", name[:len(name) - len(PurePosixPath(name).suffix)])
+    kept = "".join(char if char in "-_" or unicodedata.category(char)[0] in "LMN" else "\0" for char in stem)
+    base = re.sub("\0+", "_", kept).strip("_")
+    return base.encode()[:MAX_ID_BYTES].decode("utf-8", "ignore").rstrip("_") or "clip"
+
+
 def _clip_ids(items: list[SourceItem]) -> list[str]:
-    """A unique, file-name-safe id per item, derived from its relative path."""
-    ids, seen = [], set()
+    """A unique id per item (see :func:`clip_id_base`); ``_2``, ``_3``... added to repeats.
+
+    The ids of a sliced item's clips (``<id>_000``, ...) never equal another item's id either.
+    """
+    ids: list[str] = []
+    taken: set[str] = set()
+    sliced: set[str] = set()  # ids of untranscribed items: their clips are <id>_NNN
+    slice_like: set[str] = set()  # X of every id of the form X_NNN
     for item in items:
-        base = re.sub(r"[^A-Za-z0-9_-]+", "_", item.name.rsplit(".", 1)[0]).strip("_") or "clip"
+        base = clip_id_base(item.name)
         candidate, number = base, 2
-        while candidate in seen:
+        while candidate in taken or (candidate in slice_like if item.text is None
+                                     else _slice_parent(candidate) in sliced):
             candidate, number = f"{base}_{number}", number + 1
-        seen.add(candidate)
+        taken.add(candidate)
+        if item.text is None:
+            sliced.add(candidate)
+        else:
+            slice_like.add(_slice_parent(candidate))
         ids.append(candidate)
     return ids
+
+
+def _slice_parent(clip_id: str) -> str:
+    """``X`` when ``clip_id`` has the form of a slice id ``X_NNN``, else ""."""
+    match = _SLICE_ID.fullmatch(clip_id)
+    return match.group(1) if match else ""
 
 
 def _fingerprint(item: SourceItem, clip_id: str, speaker: str, settings_digest: str) -> str:
@@ -225,9 +301,8 @@ def _notes(clips: list[Clip], settings: DataSettings) -> list[str]:
             "their transcripts cover the whole file, so slicing would misalign text"]
 
 
-def _remove_stale(root: Path, clips: list[Clip]) -> None:
-    """Delete wavs of clips that are no longer in the manifest (after the new manifest is written)."""
-    keep = {clip.audio_path.name for clip in clips}
+def _remove_stale(root: Path, keep: set[str]) -> None:
+    """Delete the wavs (and temp files) in ``root/wavs`` whose names are not in ``keep``."""
     for path in (root / WAVS).glob("*.wav"):
         if path.name not in keep:
             path.unlink(missing_ok=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tts_host.data.ingest import SourceItem
 from tts_host.data.pipeline import Job, JobResult, Piece, Plan, merge, plan, process, render
@@ -67,7 +67,7 @@ def run_jobs(jobs: list[tuple[str, str, SourceItem]], speaker: str, wav_dir: Pat
     if len(tasks) == 1 and seconds <= CHUNK_SECONDS:
         workers = 1  # one short file: a process pool would only add start-up time
     bar = _progress_bar(seconds) if progress else None
-    with bar or nullcontext():
+    with _showing(bar):
         advance: Callable[[float], None] = (lambda seconds: bar.advance(bar.task_ids[0], seconds)) if bar else (
             lambda seconds: None)
         if workers == 1:
@@ -99,19 +99,39 @@ def _run_parallel(tasks: dict[str, Job], workers: int, advance: Callable[[float]
                              initargs=(queue,)) as pool:
         # Pass 1 of every file, then pass 2 of each file in chunks, so one long file uses every core.
         pending = {pool.submit(_plan_work, job): ("plan", key) for key, job in tasks.items()}
-        while pending:
-            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            drain()
-            for future in done:
-                stage, key = pending.pop(future)
-                if stage == "plan":
-                    plans[key] = future.result()
-                    for group in chunks(plans[key].pieces):
-                        pending[pool.submit(_render_work, tasks[key], group)] = ("render", key)
-                else:
-                    parts[key].append(future.result())
+        try:
+            while pending:
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                drain()
+                for future in done:
+                    stage, key = pending.pop(future)
+                    if stage == "plan":
+                        plans[key] = future.result()
+                        for group in chunks(plans[key].pieces):
+                            pending[pool.submit(_render_work, tasks[key], group)] = ("render", key)
+                    else:
+                        parts[key].append(future.result())
+        except BaseException:  # e.g. a full disk: start nothing more, let running work end, then report
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     drain()
     return {key: merge(plans[key], parts[key]) for key in tasks}
+
+
+@contextmanager
+def _showing(bar: Any) -> Iterator[None]:
+    """Show ``bar`` (if any) while the block runs; a failure erases it, leaving the error the only output."""
+    if bar is None:
+        yield
+        return
+    bar.start()
+    try:
+        yield
+    except BaseException:
+        bar.live.transient = True
+        bar.live.stop()  # not bar.stop(): on a non-terminal that prints an empty line
+        raise
+    bar.stop()
 
 
 def _progress_bar(total_seconds: float):
