@@ -18,17 +18,15 @@ import hashlib
 import io
 import json
 import os
-import sqlite3
 import tarfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers.blobs import StagedBlob, is_sha256
 from tts_host.speakers.names import check_name
+from tts_host.speakers.editing import ImportedCheckpoint, ImportedVoice
 from tts_host.speakers.records import Base, Checkpoint, FileEntry, Voice, check_relative_path, manifest_digest
-from tts_host.speakers.snapshots import journal_record
 
 if TYPE_CHECKING:
     from tts_host.speakers.library import Library
@@ -236,71 +234,41 @@ def _plan(lib: Library, manifest: dict[str, Any], source: Path, as_name: str | N
     backends = {backend, str(base_raw.get("backend")), *([str(ckpt.get("backend"))] if ckpt else [])}
     if len(backends) != 1:
         raise ArchiveError(f"{source}: the voice, its checkpoint and its base name different backends ({', '.join(sorted(backends))})")
-    if lib.conn.execute("SELECT 1 FROM voices WHERE name = ?", (name,)).fetchone():
+    if lib.has_voice(name):
         raise ArchiveError(f"a voice named '{name}' already exists: import with --as NEW_NAME")
-    existing = lib.conn.execute("SELECT name FROM bases WHERE digest = ? AND backend = ?", (digest, backend)).fetchone()
-    same_name = lib.conn.execute("SELECT digest FROM bases WHERE name = ?", (base_name,)).fetchone()
+    existing = lib.base_with_content(digest, backend)
+    same_name = lib.has_base(base_name)
     if existing is None and not manifest.get("includes_base"):
         raise ArchiveError(
             f"{source}: voice '{voice['name']}' needs base '{base_name}' (backend '{base_raw.get('backend')}', "
             f"digest {digest[:16]}), which is not in the library: add it first with "
             f"`tts-host base add {base_raw.get('backend')} PATH --name {base_name}`"
         )
-    if existing is None and same_name is not None:
+    if existing is None and same_name:
         raise ArchiveError(f"{source}: the library has a different base named '{base_name}': rename it, then import again")
     needed = list(voice_files) + list(ckpt_files) + ([] if existing else list(base_files))
-    local_blobs = {f.sha256 for f in lib.base(existing[0]).files} if existing else set()
-    return {"name": name, "backend": backend, "voice": voice, "base": base_raw, "base_name": existing[0] if existing else base_name,
+    local_blobs = {f.sha256 for f in existing.files} if existing else set()
+    return {"name": name, "backend": backend, "voice": voice, "base": base_raw,
+            "base_name": existing.name if existing else base_name,
             "base_files": base_files, "digest": digest, "checkpoint": ckpt, "checkpoint_files": ckpt_files,
             "voice_files": voice_files, "needed": needed, "local_blobs": local_blobs, "lineage": manifest.get("lineage") or []}
 
 
 def _commit(lib: Library, plan: dict[str, Any], staged: list[StagedBlob]) -> Voice:
-    base_raw, ckpt = plan["base"], plan["checkpoint"]
-
-    def write(conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT id FROM bases WHERE digest = ? AND backend = ?", (plan["digest"], plan["backend"])).fetchone()
-        if row is not None:
-            base_id = row[0]
-        else:
-            manifest_id = lib._insert_manifest(conn, plan["base_files"])
-            base_id = conn.execute(
-                "INSERT INTO bases (name, backend, manifest_id, architecture, digest, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (plan["base_name"], str(base_raw.get("backend")), manifest_id,
-                 json.dumps(base_raw.get("architecture") or {}, sort_keys=True), plan["digest"], time.time()),
-            ).lastrowid
-            journal_record(lib.journal, conn, "bases", base_id)
-        checkpoint_id = None
-        if ckpt:
-            row = conn.execute("SELECT id FROM checkpoints WHERE uid = ?", (str(ckpt["uid"]),)).fetchone()
-            if row is not None:
-                checkpoint_id = row[0]
-            else:
-                parent = conn.execute("SELECT id FROM checkpoints WHERE uid = ?", (str(ckpt.get("parent_uid")),)).fetchone()
-                config = dict(ckpt.get("training_config") or {})
-                if parent is None and len(plan["lineage"]) > 1:
-                    config.setdefault("imported_lineage", plan["lineage"][:-1])
-                manifest_id = lib._insert_manifest(conn, plan["checkpoint_files"])
-                checkpoint_id = conn.execute(
-                    "INSERT INTO checkpoints (uid, backend, base_id, parent_id, speakers, training_config, metrics,"
-                    " manifest_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (str(ckpt["uid"]), str(ckpt["backend"]), base_id, parent[0] if parent else None,
-                     json.dumps([check_name(s, "speaker") for s in ckpt.get("speakers") or []]),
-                     json.dumps(config, sort_keys=True), json.dumps(ckpt.get("metrics") or {}, sort_keys=True),
-                     manifest_id, float(ckpt.get("created") or 0)),
-                ).lastrowid
-                journal_record(lib.journal, conn, "checkpoints", checkpoint_id)
-        if conn.execute("SELECT 1 FROM voices WHERE name = ?", (plan["name"],)).fetchone():
-            raise ArchiveError(f"a voice named '{plan['name']}' already exists: import with --as NEW_NAME")
-        manifest_id = lib._insert_manifest(conn, plan["voice_files"])
-        voice = plan["voice"]
-        voice_id = conn.execute(
-            "INSERT INTO voices (name, backend, base_id, checkpoint_id, manifest_id, language, notes, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (plan["name"], plan["backend"], base_id, checkpoint_id, manifest_id, voice.get("language"),
-             str(voice.get("notes") or ""), float(voice.get("created") or 0)),
-        ).lastrowid
-        journal_record(lib.journal, conn, "voices", voice_id)
-
-    lib._store(staged, write)
-    return lib.voice(plan["name"])
+    ckpt = plan["checkpoint"]
+    checkpoint = None
+    if ckpt:
+        checkpoint = ImportedCheckpoint(
+            uid=str(ckpt["uid"]), backend=str(ckpt["backend"]), parent_uid=str(ckpt.get("parent_uid")),
+            speakers=[check_name(s, "speaker") for s in ckpt.get("speakers") or []],
+            training_config=dict(ckpt.get("training_config") or {}), metrics=dict(ckpt.get("metrics") or {}),
+            created=float(ckpt.get("created") or 0), files=plan["checkpoint_files"],
+            earlier_lineage=list(plan["lineage"][:-1]))
+    voice = plan["voice"]
+    imported = ImportedVoice(
+        name=plan["name"], backend=plan["backend"], base_name=plan["base_name"],
+        base_backend=str(plan["base"].get("backend")), base_architecture=dict(plan["base"].get("architecture") or {}),
+        base_digest=plan["digest"], base_files=plan["base_files"], checkpoint=checkpoint,
+        language=voice.get("language"), notes=str(voice.get("notes") or ""), created=float(voice.get("created") or 0),
+        files=plan["voice_files"])
+    return lib.add_imported_voice(imported, staged)

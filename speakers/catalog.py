@@ -204,3 +204,21 @@ class Catalog:
             return self.checkpoint(int(rest) if rest.isdigit() else rest)
         return self.voice(ref)
 
+    def has_voice(self, name: str) -> bool:
+        """Whether a voice named ``name`` (in any Unicode spelling) exists."""
+        name = unicodedata.normalize("NFC", name)
+        return self.conn.execute("SELECT 1 FROM voices WHERE name = ?", (name,)).fetchone() is not None
+
+    def has_base(self, name: str) -> bool:
+        """Whether a base named ``name`` exists."""
+        name = unicodedata.normalize("NFC", name)
+        return self.conn.execute("SELECT 1 FROM bases WHERE name = ?", (name,)).fetchone() is not None
+
+    def base_with_content(self, digest: str, backend: str) -> Base | None:
+        """The base of ``backend`` whose manifest digest is ``digest``, if the library has one."""
+        row = self.conn.execute("SELECT * FROM bases WHERE digest = ? AND backend = ?", (digest, backend)).fetchone()
+        return None if row is None else self._base_from_row(row)
+
+    def voice_counts(self) -> dict[int, int]:
+        """How many voices speak with each base: ``{base id: count}``."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT base_id, COUNT(*) FROM voices GROUP BY base_id")}

@@ -8,6 +8,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -30,6 +31,39 @@ from tts_host.speakers.snapshots import journal_record
 if TYPE_CHECKING:
     import numpy as np
     from tts_host.backend import Backend
+
+
+@dataclass(frozen=True)
+class ImportedCheckpoint:
+    """A checkpoint read from a ``.ttsvoice`` archive (its parent named by uid)."""
+
+    uid: str
+    backend: str
+    parent_uid: str
+    speakers: list[str]
+    training_config: dict[str, Any]
+    metrics: dict[str, Any]
+    created: float
+    files: tuple[FileEntry, ...]
+    earlier_lineage: list[dict[str, Any]]  # kept in the training config when the parent is not in the library
+
+
+@dataclass(frozen=True)
+class ImportedVoice:
+    """A voice read from a ``.ttsvoice`` archive, with its base and checkpoint records."""
+
+    name: str
+    backend: str
+    base_name: str
+    base_backend: str
+    base_architecture: dict[str, Any]
+    base_digest: str
+    base_files: tuple[FileEntry, ...]
+    checkpoint: ImportedCheckpoint | None
+    language: str | None
+    notes: str
+    created: float
+    files: tuple[FileEntry, ...]
 
 
 class Editing:
@@ -293,11 +327,59 @@ class Editing:
             conn.execute("DELETE FROM manifests WHERE id = ?", (manifest_id,))
 
 
+    def add_imported_voice(self, imported: ImportedVoice, staged: Sequence[StagedBlob]) -> Voice:
+        """Add an archive's voice, with its base (unless the same content is here) and checkpoint, in one transaction."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT id FROM bases WHERE digest = ? AND backend = ?",
+                               (imported.base_digest, imported.base_backend)).fetchone()
+            if row is not None:
+                base_id = row[0]
+            else:
+                manifest_id = self._insert_manifest(conn, imported.base_files)
+                base_id = conn.execute(
+                    "INSERT INTO bases (name, backend, manifest_id, architecture, digest, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (imported.base_name, imported.base_backend, manifest_id,
+                     json.dumps(imported.base_architecture, sort_keys=True), imported.base_digest, time.time()),
+                ).lastrowid
+                journal_record(self.journal, conn, "bases", base_id)
+            checkpoint_id = None
+            ckpt = imported.checkpoint
+            if ckpt is not None:
+                row = conn.execute("SELECT id FROM checkpoints WHERE uid = ?", (ckpt.uid,)).fetchone()
+                if row is not None:
+                    checkpoint_id = row[0]
+                else:
+                    parent = conn.execute("SELECT id FROM checkpoints WHERE uid = ?", (ckpt.parent_uid,)).fetchone()
+                    config = dict(ckpt.training_config)
+                    if parent is None and ckpt.earlier_lineage:
+                        config.setdefault("imported_lineage", ckpt.earlier_lineage)
+                    manifest_id = self._insert_manifest(conn, ckpt.files)
+                    checkpoint_id = conn.execute(
+                        "INSERT INTO checkpoints (uid, backend, base_id, parent_id, speakers, training_config, metrics,"
+                        " manifest_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (ckpt.uid, ckpt.backend, base_id, parent[0] if parent else None, json.dumps(ckpt.speakers),
+                         json.dumps(config, sort_keys=True), json.dumps(ckpt.metrics, sort_keys=True), manifest_id,
+                         ckpt.created),
+                    ).lastrowid
+                    journal_record(self.journal, conn, "checkpoints", checkpoint_id)
+            if conn.execute("SELECT 1 FROM voices WHERE name = ?", (imported.name,)).fetchone():
+                raise TTSHostError(f"a voice named '{imported.name}' already exists: import with --as NEW_NAME")
+            manifest_id = self._insert_manifest(conn, imported.files)
+            voice_id = conn.execute(
+                "INSERT INTO voices (name, backend, base_id, checkpoint_id, manifest_id, language, notes, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (imported.name, imported.backend, base_id, checkpoint_id, manifest_id, imported.language,
+                 imported.notes, imported.created),
+            ).lastrowid
+            journal_record(self.journal, conn, "voices", voice_id)
+
+        self._store(staged, write)
+        return self.voice(imported.name)
+
 
 def _safetensors_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     import numpy as np
     from safetensors.numpy import save
 
     return save({key: np.ascontiguousarray(value) for key, value in arrays.items()})
-
-

@@ -138,7 +138,7 @@ def base_list(as_json: bool) -> None:
     """List the bases in the library."""
     with _library() as lib:
         bases = lib.bases()
-        users = {r[0]: r[1] for r in lib.conn.execute("SELECT base_id, COUNT(*) FROM voices GROUP BY base_id")}
+        users = lib.voice_counts()
     rows = [{"name": b.name, "backend": b.backend, "files": len(b.files), "bytes": sum(f.size for f in b.files),
              "voices": users.get(b.id, 0), "created": _when(b.created)} for b in bases]
     if as_json:
