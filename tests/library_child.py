@@ -2,9 +2,8 @@
 
 ``python library_child.py HOME POINT NAME [NAME ...]`` adds each NAME as a voice on the toy
 base in HOME (created if missing) with a reference clip of its own. POINT says where the
-process sends itself SIGSTOP so the test can SIGKILL it there (``none`` runs through):
-``staged`` (temp files written), ``leased``, ``committed`` (first blob renamed into the store)
-or ``transaction`` (records written, COMMIT not yet run).
+process sends itself SIGSTOP so the test can SIGKILL it there (``none`` runs through; the
+others are listed in :data:`POINTS`).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -20,27 +20,34 @@ from library_backend import PRESETS, write_model  # noqa: E402
 from library_fixtures import embedding, toy_host  # noqa: E402
 from tts_host.speakers import Library  # noqa: E402
 from tts_host.speakers import blobs as blob_module  # noqa: E402
-from tts_host.speakers import library as library_module  # noqa: E402
 
 
-def stop_after(owner: object, attribute: str) -> None:
-    """Make ``owner.attribute`` stop this process (once) right after it returns."""
+def stop_after(owner: object, attribute: str, when: Callable[..., bool] = lambda *args: True) -> None:
+    """Make ``owner.attribute`` stop this process (once) right after a call for which ``when`` holds."""
     original = getattr(owner, attribute)
 
     def wrapped(*args, **kwargs):
         result = original(*args, **kwargs)
-        setattr(owner, attribute, original)
-        os.kill(os.getpid(), signal.SIGSTOP)
+        if when(*args):
+            setattr(owner, attribute, original)
+            os.kill(os.getpid(), signal.SIGSTOP)
         return result
 
     setattr(owner, attribute, wrapped)
 
 
+def _under(folder: str) -> Callable[..., bool]:
+    """A test on a call's arguments: is one of them a path inside the library folder ``folder``?"""
+    return lambda *args: any(f"{os.sep}library{os.sep}{folder}{os.sep}" in str(arg) for arg in args)
+
+
+# Where a voice add can be killed: public calls of the blob store, and the file-system calls the
+# library makes between them (no private method is patched).
 POINTS = {
-    "staged": (blob_module.BlobStore, "stage_file"),
-    "leased": (library_module.Library, "_take_leases"),
-    "committed": (blob_module.BlobStore, "commit"),
-    "transaction": (library_module.Library, "_release_leases"),
+    "staged": (blob_module.BlobStore, "stage_file", lambda *args: True),  # temp file written and fsynced
+    "leased": (os, "chmod", _under("tmp")),  # leases taken, the first blob about to be renamed into place
+    "committed": (blob_module.BlobStore, "commit", lambda *args: True),  # first blob in the store
+    "transaction": (os, "replace", lambda source, target: _under("records")(target)),  # inside the transaction, record file written, no COMMIT
 }
 
 

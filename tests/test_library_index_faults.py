@@ -42,20 +42,26 @@ def blob_count(home: Path) -> int:
     return sum(1 for p in (home / "library" / "blobs").rglob("*") if p.is_file())
 
 
-def corrupt_a_middle_page(index: Path) -> None:
-    """Checkpoint the WAL into the main file, then overwrite one 4 KiB page in its middle."""
+def checkpoint_the_wal(index: Path) -> tuple[int, int]:
+    """Move the WAL's pages into the index file; returns its page count and page size."""
     conn = sqlite3.connect(index)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.close()
+    return pages, page_size
+
+
+def corrupt_a_middle_page(index: Path) -> None:
+    """Checkpoint the WAL into the main file, then overwrite one 4 KiB page in its middle."""
+    pages, page_size = checkpoint_the_wal(index)
     assert pages >= 3
     with open(index, "r+b") as handle:
         handle.seek((pages // 2) * page_size)
         handle.write(b"\xa5" * page_size)
 
 
-@pytest.mark.parametrize("damage", ["deleted", "emptied", "page-corrupted"])
+@pytest.mark.parametrize("damage", ["deleted", "emptied", "truncated", "page-corrupted"])
 def test_gc_and_verify_refuse_a_damaged_index_and_delete_nothing(populated, tts_home, damage):
     blobs = blob_count(tts_home)
     index = tts_home / "library" / "index.sqlite"
@@ -66,6 +72,10 @@ def test_gc_and_verify_refuse_a_damaged_index_and_delete_nothing(populated, tts_
         for path in index_files(tts_home):
             path.unlink()
         index.write_bytes(b"")
+    elif damage == "truncated":
+        checkpoint_the_wal(index)  # so that the cut loses committed pages
+        with open(index, "r+b") as handle:
+            handle.truncate(index.stat().st_size // 2)
     else:
         corrupt_a_middle_page(index)
     for command in (["library", "gc"], ["library", "verify", "--deep"], ["voices", "verify", "--deep"],
