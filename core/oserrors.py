@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import errno
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+from tts_host.errors import TTSHostError
 
 REASONS = {
     errno.ENOSPC: "no space left on device",
@@ -37,3 +41,18 @@ def write_error_line(exc: OSError, path: Path, needed: int | None = None) -> str
         want = f"{needed / 1e6:.1f} MB needed, " if needed is not None else ""
         line += f" ({want}{free / 1e6:.1f} MB free there)" if free is not None else ""
     return line
+
+
+class WriteError(TTSHostError):
+    """A write failed for a reason the user can fix (full disk, quota, permissions); one line."""
+
+
+@contextmanager
+def write_errors_reported(path: Path, needed: int | None = None) -> Iterator[None]:
+    """Turn an ``OSError`` of a write to ``path`` into one :class:`WriteError` line (see :func:`write_error_line`)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in REASONS:
+            raise
+        raise WriteError(write_error_line(exc, path, needed)) from exc

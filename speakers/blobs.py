@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from tts_host.oserrors import write_errors_reported
 from tts_host.speakers.hashing import CHUNK
 
 HEX = frozenset("0123456789abcdef")
@@ -36,12 +37,14 @@ class StagedBlob:
     tmp_path: Path
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable."""
+    with write_errors_reported(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class BlobStore:
@@ -68,7 +71,7 @@ class BlobStore:
         digest = hashlib.sha256()
         size = 0
         try:
-            with open(tmp, "wb") as out:
+            with write_errors_reported(self.root), open(tmp, "wb") as out:
                 while True:
                     want = CHUNK if limit is None else min(CHUNK, limit - size + 1)
                     if want <= 0:
@@ -94,10 +97,14 @@ class BlobStore:
     def stage_bytes(self, data: bytes) -> StagedBlob:
         """Write bytes to a temp file."""
         tmp = self.new_tmp_path()
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with write_errors_reported(self.root, len(data)), open(tmp, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return StagedBlob(hashlib.sha256(data).hexdigest(), len(data), tmp)
 
     def commit(self, staged: StagedBlob, is_intact: Callable[[str, Path], bool]) -> bool:
@@ -113,7 +120,7 @@ class BlobStore:
         target.parent.mkdir(exist_ok=True)
         os.chmod(staged.tmp_path, 0o444)
         os.replace(staged.tmp_path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return True
 
     def discard(self, staged: StagedBlob) -> None:

@@ -18,17 +18,12 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from tts_host.oserrors import write_errors_reported
+from tts_host.speakers.blobs import fsync_dir
+
 KINDS = ("bases", "checkpoints", "voices")
 RECORDS_DIR = "records"
 COMPLETE = ".complete"  # written once every record of the index is in the journal
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RecordJournal:
@@ -42,12 +37,16 @@ class RecordJournal:
     def note(self, kind: str, key: str) -> None:
         """Add ``(kind, key)`` to this process's pending list (durably) before the record changes."""
         self._path(kind, key)
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        with write_errors_reported(self.dir):
+            self.pending_dir.mkdir(parents=True, exist_ok=True)
+            self._append_pending(kind, key)
+        self.pending.append((kind, key))
+
+    def _append_pending(self, kind: str, key: str) -> None:
         with open(self.pending_dir / str(os.getpid()), "a", encoding="utf-8") as handle:
             handle.write(json.dumps([kind, key], ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self.pending.append((kind, key))
 
     def clear_pending(self) -> None:
         """Forget this process's pending list (once every key in it is settled)."""
@@ -85,7 +84,7 @@ class RecordJournal:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         data = json.dumps({"kind": kind, "key": key, "record": payload}, sort_keys=True, ensure_ascii=False)
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
+            with write_errors_reported(self.dir, len(data)), open(tmp, "w", encoding="utf-8") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -93,7 +92,7 @@ class RecordJournal:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def delete(self, kind: str, key: str) -> None:
         """Remove the record file of ``key`` (once the index no longer has the record)."""
@@ -107,7 +106,7 @@ class RecordJournal:
         """Note that every record of the index is now in the journal."""
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / COMPLETE).touch()
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     def count(self) -> int:
         """How many record files there are."""

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from tts_host.errors import TTSHostError
+from tts_host.oserrors import WriteError, free_space
 from tts_host.speakers import db
 from tts_host.speakers.blob_writes import BlobWriter
 from tts_host.speakers.blobs import BlobStore
@@ -86,10 +88,18 @@ class Library(Catalog, BlobWriter, Editing, Materialising, Validation, Integrity
         try:
             with db.transaction(self.conn) as conn:
                 yield conn
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            raise WriteError(f"cannot write {self.root / 'index.sqlite'}: the disk is full ({exc}; "
+                             f"{(free_space(self.root) or 0) / 1e6:.1f} MB free there)") from exc
         finally:
             if self.journal.pending:
-                settle(self.journal, self.conn, self.journal.pending)
-                self.journal.clear_pending()
+                try:
+                    settle(self.journal, self.conn, self.journal.pending)
+                    self.journal.clear_pending()
+                except (OSError, TTSHostError):
+                    pass  # the list stays, here and on disk: the next transaction or opening settles it
 
     def __enter__(self) -> "Library":
         return self

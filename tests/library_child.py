@@ -8,6 +8,7 @@ others are listed in :data:`POINTS`).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from library_backend import PRESETS, write_model  # noqa: E402
 from library_fixtures import embedding, toy_host  # noqa: E402
+from tts_host.errors import TTSHostError  # noqa: E402
 from tts_host.speakers import Library  # noqa: E402
 from tts_host.speakers import blobs as blob_module  # noqa: E402
 
@@ -56,13 +58,38 @@ def main(home: str, point: str, names: list[str]) -> None:
     base = next(iter(lib.bases()), None)
     if base is None:
         base = lib.add_base("toy", write_model(Path(home) / "base-src", PRESETS["tiny"], 0), "tiny")
-    if point != "none":
-        stop_after(*POINTS[point])
+    clips = {}
     for name in names:
-        clip = Path(home) / f"{name}.wav"
-        clip.write_bytes(name.encode() * 200_000)  # a few MB of content unique to this voice
-        lib.add_voice(name, "toy", base, embedding(len(name)), [clip])
+        clips[name] = Path(home) / f"{name}.wav"
+        clips[name].write_bytes(name.encode() * 200_000)  # a few MB of content unique to this voice
+    fsyncs = count_fsyncs(point)
+    if point in POINTS:
+        stop_after(*POINTS[point])
+    try:
+        for name in names:
+            lib.add_voice(name, "toy", base, embedding(len(name)), [clips[name]])
+    except TTSHostError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(3)
     lib.close()
+    if point == "count-fsyncs":
+        print(fsyncs[0])
+
+
+def count_fsyncs(point: str) -> list[int]:
+    """Count ``os.fsync`` calls; with POINT ``enospc:K`` the K-th one fails as a full disk would."""
+    count = [0]
+    fail_at = int(point.split(":")[1]) if point.startswith("enospc:") else 0
+    original = os.fsync
+
+    def fsync(fd: int) -> None:
+        count[0] += 1
+        if count[0] == fail_at:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        original(fd)
+
+    os.fsync = fsync
+    return count
 
 
 if __name__ == "__main__":

@@ -167,3 +167,30 @@ def test_gc_running_in_a_loop_while_voices_are_added(tts_home):
         for voice in lib.voices():
             assert np.array_equal(lib.voice_conditioning(voice)["speaker_embedding"],
                                   embedding(len(voice.name))["speaker_embedding"])
+
+
+def test_a_full_disk_at_every_write_of_an_add_is_one_line_and_loses_nothing(tts_home):
+    prepare_home(tts_home)
+    counted = subprocess.run([sys.executable, str(CHILD), str(tts_home), "count-fsyncs", "probe"],
+                             capture_output=True, text=True, timeout=120)
+    assert counted.returncode == 0, counted.stderr
+    writes = int(counted.stdout.strip().splitlines()[-1])
+    assert writes >= 5  # blobs, record file, pending list, folders
+    for step in range(1, writes + 1):
+        child = subprocess.run([sys.executable, str(CHILD), str(tts_home), f"enospc:{step}", f"victim{step}"],
+                               capture_output=True, text=True, timeout=120)
+        lines = child.stderr.strip().splitlines()
+        if child.returncode == 0:  # the fsync of a folder after the commit: the voice is whole
+            assert lines == []
+            continue
+        assert child.returncode == 3 and len(lines) == 1, (step, child.stderr)
+        assert "no space left on device" in lines[0] and str(tts_home / "library") in lines[0], lines[0]
+        with Library(tts_home, host=toy_host()) as lib:
+            assert f"victim{step}" not in {v.name for v in lib.voices()}, step
+            assert lib.verify(deep=True) == [] and lib.index_problems() == []
+    with Library(tts_home, host=toy_host()) as lib:
+        lib.gc()
+        kept = {v.name for v in lib.voices()}
+        assert list(lib.blobs.tmp_dir.iterdir()) == []
+        assert lib.blobs.on_disk().keys() == {f.sha256 for r in [*lib.bases(), *lib.voices()] for f in r.files}
+    assert kept <= {"probe"} | {f"victim{step}" for step in range(1, writes + 1)} and "probe" in kept
