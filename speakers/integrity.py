@@ -72,7 +72,9 @@ class Integrity:
         several files). A damaged blob's cache entry is cleared, so re-adding a good copy
         replaces it.
         """
-        rows = self.conn.execute("SELECT sha256, size, st_size, st_mtime_ns, st_ino FROM blobs").fetchall()
+        rows = self.conn.execute(  # blobs no record uses are gc's business, present or not
+            "SELECT sha256, size, st_size, st_mtime_ns, st_ino FROM blobs "
+            "WHERE sha256 IN (SELECT sha256 FROM manifest_files)").fetchall()
         if scope is not None:
             wanted = self._scope_shas(self.resolve(scope))
             rows = [r for r in rows if r["sha256"] in wanted]

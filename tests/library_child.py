@@ -49,8 +49,12 @@ POINTS = {
     "staged": (blob_module.BlobStore, "stage_file", lambda *args: True),  # temp file written and fsynced
     "leased": (os, "chmod", _under("tmp")),  # leases taken, the first blob about to be renamed into place
     "committed": (blob_module.BlobStore, "commit", lambda *args: True),  # first blob in the store
-    "transaction": (os, "replace", lambda source, target: _under("records")(target)),  # inside the transaction, record file written, no COMMIT
+    # inside the transaction: a record file written, no COMMIT yet
+    "transaction": (os, "replace", lambda source, target: _under("records")(target)),
+    "streamed": (blob_module.BlobStore, "stage_stream", lambda *args: True),  # an archive member staged
+    "unlinked": (os, "unlink", _under("blobs")),  # gc: the first unused blob deleted
 }
+ACTION = "LIBRARY_CHILD_ACTION"  # add (the default), gc, or import:ARCHIVE
 
 
 def main(home: str, point: str, names: list[str]) -> None:
@@ -65,9 +69,15 @@ def main(home: str, point: str, names: list[str]) -> None:
     fsyncs = count_fsyncs(point)
     if point in POINTS:
         stop_after(*POINTS[point])
+    action = os.environ.get(ACTION, "add")
     try:
-        for name in names:
-            lib.add_voice(name, "toy", base, embedding(len(name)), [clips[name]])
+        if action == "gc":
+            lib.gc()
+        elif action.startswith("import:"):
+            lib.import_voice(action.split(":", 1)[1], names[0])
+        else:
+            for name in names:
+                lib.add_voice(name, "toy", base, embedding(len(name)), [clips[name]])
     except TTSHostError as exc:
         print(exc, file=sys.stderr)
         sys.exit(3)

@@ -83,9 +83,10 @@ def test_repair_resupplies_a_damaged_blob_from_an_intact_copy(lib, alice, speake
     assert lib.verify(deep=True) == [] and lib.validate_for_finetune("alice")
 
 
-def run_child(home: Path, point: str, *names: str) -> subprocess.Popen:
+def run_child(home: Path, point: str, *names: str, action: str = "add") -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(CHILD), str(home), point, *names],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, LIBRARY_CHILD_ACTION=action))
 
 
 def wait_stopped(child: subprocess.Popen) -> None:
@@ -194,3 +195,43 @@ def test_a_full_disk_at_every_write_of_an_add_is_one_line_and_loses_nothing(tts_
         assert list(lib.blobs.tmp_dir.iterdir()) == []
         assert lib.blobs.on_disk().keys() == {f.sha256 for r in [*lib.bases(), *lib.voices()] for f in r.files}
     assert kept <= {"probe"} | {f"victim{step}" for step in range(1, writes + 1)} and "probe" in kept
+
+
+@pytest.mark.parametrize("point", ["streamed", "leased", "committed", "transaction"])
+def test_sigkill_while_importing_a_voice_leaves_the_library_valid(tmp_path, point):
+    source, target = tmp_path / "source", tmp_path / "target"
+    prepare_home(source)
+    assert run_child(source, "none", "traveller").wait() == 0
+    with Library(source, host=toy_host()) as lib:
+        archive = lib.export_voice("traveller", tmp_path / "traveller.ttsvoice")
+    prepare_home(target)
+    child = run_child(target, point, "traveller", action=f"import:{archive}")
+    wait_stopped(child)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with Library(target, host=toy_host()) as lib:
+        assert lib.voices() == [] and lib.verify(deep=True) == [] and lib.index_problems() == []
+        lib.gc()
+        assert lib.blobs.on_disk().keys() == {f.sha256 for f in lib.bases()[0].files}
+        assert list(lib.blobs.tmp_dir.iterdir()) == []
+    assert run_child(target, "none", "traveller", action=f"import:{archive}").wait() == 0
+    with Library(target, host=toy_host()) as lib:
+        assert lib.validate_for_finetune("traveller") and lib.verify(deep=True) == []
+
+
+def test_sigkill_during_gc_leaves_the_library_valid(tts_home):
+    prepare_home(tts_home)
+    assert run_child(tts_home, "none", "one", "two", "three").wait() == 0
+    with Library(tts_home, host=toy_host()) as lib:
+        lib.remove_voice("one")
+        lib.remove_voice("two")
+        kept = {f.sha256 for f in lib.files_of(lib.voice("three"))}
+    child = run_child(tts_home, "unlinked", action="gc")
+    wait_stopped(child)  # one unused blob deleted, the gc transaction not committed
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with Library(tts_home, host=toy_host()) as lib:
+        assert lib.verify(deep=True) == [] and lib.index_problems() == []
+        assert lib.gc().blobs >= 1
+        assert lib.blobs.on_disk().keys() == kept | {f.sha256 for f in lib.bases()[0].files}
+        assert lib.validate_for_finetune("three")
