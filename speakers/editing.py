@@ -269,12 +269,14 @@ class Editing:
     ) -> Voice:
         """Zero-shot clone: the backend computes conditioning from ``references`` with ``model``."""
         name = check_name(name, "voice")
-        backend = self.backend(backend)
+        if self.has_voice(name):  # before any model loads
+            raise TTSHostError(f"a voice named '{name}' already exists (rename or remove it first)")
         if not references:
             raise TTSHostError("cloning a voice needs at least one reference clip (--ref)")
         for ref in references:
             if not Path(ref).is_file():
                 raise TTSHostError(f"reference clip {ref} does not exist or is not a file")
+        backend = self.backend(backend)
         with self.materialised(model) as folder:
             conditioning = backend.conditioning(folder, [Path(r) for r in references])
         return self.add_voice(name, backend, model, conditioning, references, language, notes)

@@ -91,6 +91,26 @@ def test_voices_add_errors_are_one_clear_line(site, speaker_clips, tmp_path):
     assert len(unknown.stderr.splitlines()) == len(missing.stderr.splitlines()) == 1
 
 
+def test_a_name_is_one_voice_in_any_unicode_spelling_and_duplicates_fail_before_loading(site, speaker_clips,
+                                                                                          tmp_path):
+    import unicodedata
+
+    composed, decomposed = "café", unicodedata.normalize("NFD", "café")
+    ref = str(speaker_clips("A", 1)[0][0])
+    cli(site, "base", "init", "toy", "--preset", "tiny")
+    cli(site, "voices", "add", composed, "--backend", "toy", "--ref", ref)
+    # the duplicate is refused before the backend is even looked up
+    twice = cli(site, "voices", "add", decomposed, "--backend", "nosuch", "--ref", ref, ok=False)
+    assert twice.returncode == 1 and twice.stderr == "error: a voice named 'café' already exists (rename or remove it first)\n"
+    assert yaml.safe_load(cli(site, "voices", "show", decomposed).stdout)["name"] == composed
+    cli(site, "voices", "export", decomposed, "-o", str(tmp_path))
+    assert (tmp_path / f"{composed}.ttsvoice").is_file()
+    cli(site, "voices", "rename", decomposed, "cafe")
+    cli(site, "voices", "rename", "cafe", decomposed)
+    cli(site, "voices", "remove", decomposed, "--yes")
+    assert json.loads(cli(site, "voices", "list", "--json").stdout) == []
+
+
 def test_base_add_refuses_a_folder_missing_a_required_file(site, tmp_path):
     folder = write_model(tmp_path / "m", PRESETS["tiny"], seed=0)
     (folder / "stats.safetensors").unlink()

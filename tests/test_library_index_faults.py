@@ -164,6 +164,17 @@ def test_verify_reports_temp_leftovers_and_index_gaps(populated, tts_home):
     assert not leftover.exists()
 
 
+def test_fine_tune_work_folders_are_listed_and_removed_only_when_asked(populated, tts_home):
+    run = tts_home / "work" / "xtts" / "run-0123456789abcdef"
+    run.mkdir(parents=True)
+    (run / "state.safetensors").write_bytes(b"x" * 2000)
+    listed = run_cli("library", "verify")
+    assert listed.returncode == 0 and f"leftover {run} (2.0 KB): fine-tune work folder" in listed.stdout
+    assert run_cli("library", "gc").returncode == 0 and run.is_dir()
+    removed = run_cli("library", "gc", "--runs")
+    assert removed.returncode == 0 and "1 work folder(s)" in removed.stdout and not run.exists()
+
+
 def test_names_are_found_in_any_unicode_spelling(lib, base, speaker_clips):
     composed, decomposed = "café", unicodedata.normalize("NFD", "café")
     assert composed != decomposed

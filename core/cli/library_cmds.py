@@ -250,8 +250,10 @@ def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str |
     """Clone voice NAME zero-shot from reference clips: stores them and the backend's conditioning."""
     from tts_host.speakers import check_name
 
-    check_name(name, "voice")
+    name = check_name(name, "voice")
     with _library() as lib:
+        if lib.has_voice(name):
+            raise TTSHostError(f"a voice named '{name}' already exists (rename or remove it first)")
         lib.backend(backend)
         if checkpoint_id is not None:
             model = lib.checkpoint(checkpoint_id)
