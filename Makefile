@@ -23,6 +23,8 @@ system-deps:
 
 # Exactly the lock's versions (hash-checked), then tts-host itself, editable, with no other dependency.
 $(BIN)/tts-host: pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+	  echo "requirements.lock is resolved for CPython 3.11: run with PYTHON=python3.11 (see docs/install.md)"; exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
