@@ -115,13 +115,47 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+# SQLite's primary result codes that mean the index file itself is not a sound database.
+DAMAGED_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+FULL_CODES = {13}  # SQLITE_FULL
+
+
+def error_kind(exc: sqlite3.Error) -> str:
+    """``damaged``, ``full`` or ``other``, from SQLite's result code (its message on Python 3.10)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        primary = code & 0xFF
+        return "damaged" if primary in DAMAGED_CODES else "full" if primary in FULL_CODES else "other"
+    text = str(exc).lower()
+    if "malformed" in text or "not a database" in text:
+        return "damaged"
+    return "full" if "disk is full" in text else "other"
+
+
+def index_file(conn: sqlite3.Connection) -> str:
+    """The file of ``conn``'s main database."""
+    return next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "the index")
+
+
+def _full_error(conn: sqlite3.Connection, exc: sqlite3.Error) -> TTSHostError:
+    from tts_host.oserrors import WriteError, free_space
+
+    path = Path(index_file(conn))
+    free = free_space(path)
+    shown = f"; {free / 1e6:.1f} MB free there" if free is not None else ""
+    return WriteError(f"cannot write {path}: the disk is full ({exc}{shown})")
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception; a full disk is one :class:`WriteError` line."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:  # SQLite may have rolled back by itself (a full disk does that)
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error) and error_kind(exc) == "full":
+            raise _full_error(conn, exc) from exc
         raise
-    conn.execute("COMMIT")

@@ -19,7 +19,7 @@ from tts_host.speakers.records import (
     Record,
     Voice,
 )
-from tts_host.speakers.snapshots import journal_record
+from tts_host.speakers.snapshots import KEY_COLUMNS, journal_record
 
 if TYPE_CHECKING:
 
@@ -184,27 +184,31 @@ class Integrity:
         return report
 
     def index_problems(self, *, deep: bool = False) -> list[str]:
-        """SQLite's check of the index (full with ``deep``) and records the index lacks or has in excess."""
+        """SQLite's check of the index (full with ``deep``), and records the index lacks.
+
+        Runs under the index's write lock and skips keys that running writers are changing, so
+        a write in progress is never reported. A record of the index whose file is missing is
+        rewritten from the index on the way.
+        """
         problems = integrity_problems(self.conn, full=deep)
         if problems:
             return [f"index: {line}" for line in problems]
-        records, unreadable = self.journal.load()
-        found = [f"record file {line}" for line in unreadable]
-        indexed = {
-            "bases": {r[0] for r in self.conn.execute("SELECT name FROM bases")},
-            "checkpoints": {r[0] for r in self.conn.execute("SELECT uid FROM checkpoints")},
-            "voices": {r[0] for r in self.conn.execute("SELECT name FROM voices")},
-        }
-        keys = {"bases": "name", "checkpoints": "uid", "voices": "name"}
-        for kind, rows in records.items():
-            journaled = {str(r.get(keys[kind])) for r in rows}
-            for key in sorted(journaled - indexed[kind]):
-                found.append(f"{kind[:-1]} {key!r} has a record file but is not in the index "
-                             "(`tts-host library recover` restores it)")
-            for key in sorted(indexed[kind] - journaled):
-                found.append(f"{kind[:-1]} {key!r} is in the index but has no record file")
+        with db.transaction(self.conn) as conn:
+            busy = self.journal.live_pending_keys()
+            records, unreadable = self.journal.load()
+            found = [f"record file {line}" for line in unreadable]
+            for kind, column in KEY_COLUMNS.items():
+                indexed = {r[0]: r[1] for r in conn.execute(f"SELECT {column}, id FROM {kind}")}
+                journaled = {str(r.get(column)) for r in records[kind]}
+                for key in sorted(journaled - set(indexed)):
+                    if (kind, key) not in busy:
+                        found.append(f"{kind[:-1]} {key!r} has a record file but is not in the index: the index "
+                                     "lost it (`tts-host library recover --force` rebuilds the index)")
+                for key in sorted(set(indexed) - journaled):
+                    if (kind, key) not in busy:
+                        journal_record(self.journal, conn, kind, indexed[key])
+        self.journal.clear_pending()
         return found
-
 
 
 def _find_sources(sources: Sequence[Path | str], wanted: Mapping[str, int]) -> dict[str, Path]:

@@ -3,20 +3,22 @@
 The SQLite index is the library's fast view; ``library/records/`` is its second copy, from
 which ``tts-host library recover`` rebuilds a lost or damaged index. A record file is written
 (atomically, fsynced) inside the transaction that adds or changes the record, before it
-commits; its key is first noted in this process's pending list (``records/pending/<pid>``).
-After the transaction, every pending key is settled against the index: its file is rewritten
+commits; its key is first noted in the writer's pending list. After the transaction, under the
+index's write lock, every pending key is settled against the index: its file is rewritten
 from the index, or removed when the index has no such record (a removal, or a rollback). A
-crash leaves the pending list behind, and the next opening of the library settles it. So the
-journal never lacks a record the index has, and never keeps one the index dropped.
+crash leaves the pending list behind, and the next opening of the library settles it. So,
+outside the short window of a running write, the journal holds exactly the index's records.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from tts_host.oserrors import write_errors_reported
 from tts_host.speakers.blobs import fsync_dir
@@ -27,48 +29,85 @@ COMPLETE = ".complete"  # written once every record of the index is in the journ
 
 
 class RecordJournal:
-    """Record files under ``root/records/<kind>/``, one per record, named by the hash of its key."""
+    """Record files under ``root/records/<kind>/``, one per record, named by the hash of its key.
+
+    Each instance has its own pending list, ``records/pending/<pid>-<random>``, created on the
+    first :meth:`note` and held under an exclusive ``flock`` until it is cleared or the process
+    ends; a list whose lock can be taken belongs to a writer that is gone.
+    """
 
     def __init__(self, root: Path) -> None:
         self.dir = root / RECORDS_DIR
         self.pending_dir = self.dir / "pending"
         self.pending: list[tuple[str, str]] = []
+        self._pending_file = self.pending_dir / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._pending_fd: int | None = None
 
     def note(self, kind: str, key: str) -> None:
-        """Add ``(kind, key)`` to this process's pending list (durably) before the record changes."""
+        """Add ``(kind, key)`` to this instance's pending list (durably) before the record changes."""
         self._path(kind, key)
         with write_errors_reported(self.dir):
-            self.pending_dir.mkdir(parents=True, exist_ok=True)
-            self._append_pending(kind, key)
+            if self._pending_fd is None:
+                self._pending_fd = self._open_pending()
+            # each entry on a line of its own, even after a line a failed write cut short
+            os.write(self._pending_fd, ("\n" + json.dumps([kind, key], ensure_ascii=False) + "\n").encode("utf-8"))
+            os.fsync(self._pending_fd)
         self.pending.append((kind, key))
 
-    def _append_pending(self, kind: str, key: str) -> None:
-        with open(self.pending_dir / str(os.getpid()), "a", encoding="utf-8") as handle:
-            handle.write(json.dumps([kind, key], ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    def _open_pending(self) -> int:
+        """Create the pending list locked: under a hidden name, locked, then renamed into view."""
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        hidden = self.pending_dir / f".{self._pending_file.name}"
+        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(hidden, self._pending_file)
+        return fd
 
     def clear_pending(self) -> None:
-        """Forget this process's pending list (once every key in it is settled)."""
-        (self.pending_dir / str(os.getpid())).unlink(missing_ok=True)
+        """Forget this instance's pending list (once every key in it is settled)."""
+        if self._pending_fd is not None:
+            self._pending_file.unlink(missing_ok=True)
+            os.close(self._pending_fd)
+            self._pending_fd = None
         self.pending = []
 
-    def orphaned_pending(self, alive: Callable[[int], bool]) -> Iterator[tuple[Path, list[tuple[str, str]]]]:
-        """Pending lists that processes which are gone left behind, with their keys."""
+    def _lists(self) -> list[Path]:
         if not self.pending_dir.is_dir():
-            return
-        for path in sorted(self.pending_dir.iterdir()):
-            if not path.name.isdigit() or alive(int(path.name)):
+            return []
+        return [p for p in sorted(self.pending_dir.iterdir()) if not p.name.startswith(".") and p != self._pending_file]
+
+    def orphaned_pending(self) -> Iterator[tuple[Path, list[tuple[str, str]]]]:
+        """Pending lists whose writers are gone, each with its keys, locked here while the caller settles it."""
+        for path in self._lists():
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
                 continue
-            entries = []
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
                 try:
-                    kind, key = json.loads(line)
-                except (ValueError, TypeError):
-                    continue  # the line a crash cut short: its record file was never written
-                if kind in KINDS:
-                    entries.append((str(kind), str(key)))
-            yield path, entries
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its writer is alive
+                if path.exists():
+                    yield path, _entries(path)
+            finally:
+                os.close(fd)
+
+    def live_pending_keys(self) -> set[tuple[str, str]]:
+        """Keys that writers which are still running are changing right now."""
+        keys: set[tuple[str, str]] = set()
+        for path in self._lists():
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                keys.update(_entries(path))
+            finally:
+                os.close(fd)
+        return keys
 
     def _path(self, kind: str, key: str) -> Path:
         if kind not in KINDS:
@@ -80,15 +119,16 @@ class RecordJournal:
         if (kind, key) not in self.pending:
             self.note(kind, key)
         path = self._path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         data = json.dumps({"kind": kind, "key": key, "record": payload}, sort_keys=True, ensure_ascii=False)
         try:
-            with write_errors_reported(self.dir, len(data)), open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            with write_errors_reported(self.dir, len(data)):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -104,8 +144,9 @@ class RecordJournal:
 
     def mark_complete(self) -> None:
         """Note that every record of the index is now in the journal."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / COMPLETE).touch()
+        with write_errors_reported(self.dir):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / COMPLETE).touch()
         fsync_dir(self.dir)
 
     def count(self) -> int:
@@ -128,3 +169,16 @@ class RecordJournal:
                 except (OSError, ValueError, KeyError, TypeError) as exc:
                     unreadable.append(f"{path}: {type(exc).__name__}: {exc}")
         return records, unreadable
+
+
+def _entries(path: Path) -> list[tuple[str, str]]:
+    """The ``(kind, key)`` entries of a pending list (a line a crash cut short is skipped)."""
+    entries = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            kind, key = json.loads(line)
+        except (ValueError, TypeError):
+            continue
+        if kind in KINDS:
+            entries.append((str(kind), str(key)))
+    return entries

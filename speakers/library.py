@@ -21,21 +21,21 @@ Typical use by a backend::
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from tts_host.errors import TTSHostError
-from tts_host.oserrors import WriteError, free_space
 from tts_host.speakers import db
 from tts_host.speakers.blob_writes import BlobWriter
 from tts_host.speakers.blobs import BlobStore
 from tts_host.speakers.catalog import Catalog
 from tts_host.speakers.editing import Editing
-from tts_host.speakers.gc import Collector, GcReport, Leftover, pid_alive
+from tts_host.speakers.gc import Collector, GcReport, Leftover
 from tts_host.speakers.home import default_home
-from tts_host.speakers.index_health import open_index
+from tts_host.speakers.index_health import hold_library_lock, open_index
 from tts_host.speakers.integrity import Integrity, Problem, RepairReport
 from tts_host.speakers.journal import RecordJournal
 from tts_host.speakers.materialising import Materialising
@@ -66,21 +66,49 @@ class Library(Catalog, BlobWriter, Editing, Materialising, Validation, Integrity
         self.root = self.home / "library"
         self.blobs = BlobStore(self.root)
         self.journal = RecordJournal(self.root)
-        self.conn = open_index(self.root)
+        self._lock = hold_library_lock(self.root)
+        try:
+            self.conn = open_index(self.root)
+        except BaseException:
+            os.close(self._lock)
+            raise
         if not self.journal.complete():
             with db.transaction(self.conn) as conn:
                 journal_everything(self.journal, conn)
                 self.journal.mark_complete()
-        for path, entries in self.journal.orphaned_pending(pid_alive):
-            with self._transaction() as conn:
-                settle(self.journal, conn, entries)
-            path.unlink(missing_ok=True)
+            self.journal.clear_pending()  # written from the index, inside its transaction
+        self._settle_orphans()
         self._host = host
         self._backends: dict[str, Backend] = {}
 
     def close(self) -> None:
-        """Close the index."""
+        """Settle what is still pending, close the index and release the library."""
+        self._settle_pending()
         self.conn.close()
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+    def _settle_orphans(self) -> None:
+        """Settle the pending lists of writers that are gone (a crash between a write and its settling)."""
+        for path, entries in self.journal.orphaned_pending():
+            try:
+                with self._transaction() as conn:
+                    settle(self.journal, conn, entries)
+                path.unlink(missing_ok=True)
+            except (OSError, sqlite3.Error, TTSHostError):
+                continue  # e.g. a full disk: the list stays for the next opening
+
+    def _settle_pending(self) -> None:
+        """Settle this instance's pending keys under the write lock; on failure they stay for later."""
+        if not self.journal.pending:
+            return
+        try:
+            with db.transaction(self.conn) as conn:
+                settle(self.journal, conn, self.journal.pending)
+            self.journal.clear_pending()
+        except (OSError, sqlite3.Error, TTSHostError):
+            pass  # the list stays, here and on disk: the next transaction, close or opening settles it
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -88,18 +116,8 @@ class Library(Catalog, BlobWriter, Editing, Materialising, Validation, Integrity
         try:
             with db.transaction(self.conn) as conn:
                 yield conn
-        except sqlite3.OperationalError as exc:
-            if "full" not in str(exc):
-                raise
-            raise WriteError(f"cannot write {self.root / 'index.sqlite'}: the disk is full ({exc}; "
-                             f"{(free_space(self.root) or 0) / 1e6:.1f} MB free there)") from exc
         finally:
-            if self.journal.pending:
-                try:
-                    settle(self.journal, self.conn, self.journal.pending)
-                    self.journal.clear_pending()
-                except (OSError, TTSHostError):
-                    pass  # the list stays, here and on disk: the next transaction or opening settles it
+            self._settle_pending()
 
     def __enter__(self) -> "Library":
         return self

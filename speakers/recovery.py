@@ -9,17 +9,20 @@ restored (``voices verify`` then names the missing file, and ``voices repair`` c
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers import db
-from tts_host.speakers.blobs import BlobStore
+from tts_host.speakers.blobs import BlobStore, fsync_dir
+from tts_host.speakers.index_health import hold_library_lock, open_index
 from tts_host.speakers.journal import RecordJournal
+from tts_host.speakers.snapshots import settle
 
 INDEX_SUFFIXES = ("", "-wal", "-shm")
 
@@ -35,10 +38,11 @@ class RecoverReport:
     moved_aside: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     missing_blobs: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)  # records a crashed write was changing
 
 
 def _move_aside(index: Path) -> list[Path]:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     moved = []
     for suffix in INDEX_SUFFIXES:
         path = index.with_name(index.name + suffix)
@@ -89,8 +93,8 @@ def _rebuild(conn: sqlite3.Connection, records: dict[str, list[dict[str, Any]]],
     for base in sorted(records["bases"], key=lambda b: b.get("created", 0.0)):
         manifest_id = _insert_files(conn, base["files"], report, f"base '{base['name']}'")
         base_ids[base["name"]] = conn.execute(
-            "INSERT INTO bases (name, backend, manifest_id, architecture, digest, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (base["name"], base["backend"], manifest_id, json.dumps(base["architecture"], sort_keys=True),
+            "INSERT INTO bases (id, name, backend, manifest_id, architecture, digest, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (base.get("id"), base["name"], base["backend"], manifest_id, json.dumps(base["architecture"], sort_keys=True),
              base["digest"], base["created"])).lastrowid
         report.bases += 1
     checkpoint_ids: dict[str, int] = {}
@@ -99,11 +103,15 @@ def _rebuild(conn: sqlite3.Connection, records: dict[str, list[dict[str, Any]]],
         if base_id is None:
             report.skipped.append(f"checkpoint {ckpt['uid'][:12]}: its base '{ckpt['base']}' has no record")
             continue
+        parent_uid = ckpt.get("parent_uid")
+        if parent_uid and parent_uid not in checkpoint_ids:
+            report.skipped.append(f"checkpoint {ckpt['uid'][:12]}: its parent {parent_uid[:12]} has no record "
+                                  "(restored without its lineage)")
         manifest_id = _insert_files(conn, ckpt["files"], report, f"checkpoint {ckpt['uid'][:12]}")
         checkpoint_ids[ckpt["uid"]] = conn.execute(
-            "INSERT INTO checkpoints (uid, backend, base_id, parent_id, speakers, training_config, metrics, "
-            "manifest_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ckpt["uid"], ckpt["backend"], base_id, checkpoint_ids.get(ckpt.get("parent_uid") or ""),
+            "INSERT INTO checkpoints (id, uid, backend, base_id, parent_id, speakers, training_config, metrics, "
+            "manifest_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ckpt.get("id"), ckpt["uid"], ckpt["backend"], base_id, checkpoint_ids.get(parent_uid or ""),
              json.dumps(ckpt["speakers"]), json.dumps(ckpt["training_config"], sort_keys=True),
              json.dumps(ckpt["metrics"], sort_keys=True), manifest_id, ckpt["created"])).lastrowid
         report.checkpoints += 1
@@ -115,32 +123,80 @@ def _rebuild(conn: sqlite3.Connection, records: dict[str, list[dict[str, Any]]],
             continue
         manifest_id = _insert_files(conn, voice["files"], report, f"voice '{voice['name']}'")
         conn.execute(
-            "INSERT INTO voices (name, backend, base_id, checkpoint_id, manifest_id, language, notes, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (voice["name"], voice["backend"], base_id, checkpoint_id, manifest_id, voice.get("language"),
+            "INSERT INTO voices (id, name, backend, base_id, checkpoint_id, manifest_id, language, notes, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (voice.get("id"), voice["name"], voice["backend"], base_id, checkpoint_id, manifest_id, voice.get("language"),
              voice.get("notes", ""), voice["created"]))
         report.voices += 1
 
 
-def recover(root: Path) -> RecoverReport:
-    """Rebuild the index of the library at ``root`` from its record files and blobs."""
-    journal = RecordJournal(root)
-    records, unreadable = journal.load()
-    if not any(records.values()):
-        raise TTSHostError(f"no record files under {journal.dir}: the index cannot be rebuilt from them "
-                           "(the blobs stay where they are)")
-    report = RecoverReport(skipped=[f"unreadable record file {line}" for line in unreadable])
-    index = root / "index.sqlite"
-    report.moved_aside = _move_aside(index)
-    conn = db.connect(index)
+def _settle_into(index: Path, journal: RecordJournal) -> list[str]:
+    """Settle crashed writers' pending lists: against ``index`` when it opens, else name them uncertain."""
+    orphans = list(journal.orphaned_pending())
+    if not orphans:
+        return []
+    try:
+        conn = open_index(index.parent)
+    except TTSHostError:
+        return [f"{kind[:-1]} {key!r}" for _, entries in orphans for kind, key in dict.fromkeys(entries)]
     try:
         with db.transaction(conn):
-            _rebuild(conn, records, BlobStore(root), report)
-    except (KeyError, TypeError, ValueError, sqlite3.Error) as exc:
+            settle(journal, conn, [entry for _, entries in orphans for entry in entries])
+    finally:
         conn.close()
-        for suffix in INDEX_SUFFIXES:
-            index.with_name(index.name + suffix).unlink(missing_ok=True)
-        raise TTSHostError(f"cannot rebuild {index} from {journal.dir}: {type(exc).__name__}: {exc}") from exc
-    conn.close()
-    shutil.rmtree(journal.pending_dir, ignore_errors=True)  # every pending record is now in the index
-    return report
+    journal.clear_pending()
+    for path, _ in orphans:
+        path.unlink(missing_ok=True)
+    return []
+
+
+def recover(root: Path, *, force: bool = False) -> RecoverReport:
+    """Rebuild the index of the library at ``root`` from its record files and blobs.
+
+    Refused while another process has the library open, and on a healthy index unless
+    ``force``. The new index is built beside the old one and renamed into place only once it
+    is whole; the old one is kept as ``index.sqlite.broken-<time>-<random>``.
+    """
+    lock = hold_library_lock(root, exclusive=True)
+    try:
+        index = root / "index.sqlite"
+        healthy = _opens(root)
+        if healthy and not force:
+            raise TTSHostError(f"library index {index} is healthy: nothing to recover "
+                               "(`tts-host library recover --force` rebuilds it from the record journal anyway)")
+        journal = RecordJournal(root)
+        uncertain = _settle_into(index, journal)
+        records, unreadable = journal.load()
+        if not any(records.values()):
+            raise TTSHostError(f"no record files under {journal.dir}: the index cannot be rebuilt from them "
+                               "(the blobs stay where they are)")
+        report = RecoverReport(skipped=[f"unreadable record file {line}" for line in unreadable], uncertain=uncertain)
+        building = index.with_name(f"{index.name}.rebuilding-{os.getpid()}")
+        conn = db.connect(building)
+        try:
+            with db.transaction(conn):
+                _rebuild(conn, records, BlobStore(root), report)
+        except (KeyError, TypeError, ValueError, sqlite3.Error) as exc:
+            raise TTSHostError(f"cannot rebuild {index} from {journal.dir}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            conn.close()
+            for suffix in INDEX_SUFFIXES[1:]:
+                building.with_name(building.name + suffix).unlink(missing_ok=True)
+        report.moved_aside = _move_aside(index)
+        os.replace(building, index)
+        fsync_dir(root)
+        for path, _ in journal.orphaned_pending():
+            path.unlink(missing_ok=True)  # their keys are in the new index as the journal had them
+        return report
+    finally:
+        building = root / f"index.sqlite.rebuilding-{os.getpid()}"
+        building.unlink(missing_ok=True)
+        os.close(lock)
+
+
+def _opens(root: Path) -> bool:
+    try:
+        open_index(root).close()
+    except TTSHostError:
+        return False
+    return True

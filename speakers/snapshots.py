@@ -1,7 +1,8 @@
 """Records as the journal keeps them: plain JSON payloads read from the index.
 
 A base is keyed by its name, a checkpoint by its uid, a voice by its name; references
-between records use those keys (never the index's row ids, which a rebuilt index renumbers).
+between records use those keys. Each record also keeps its row id, which a rebuilt index
+reuses (users name checkpoints by id).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def base_payload(conn: sqlite3.Connection, base_id: int) -> tuple[str, dict[str,
     """``(name, payload)`` of base ``base_id``."""
     row = conn.execute("SELECT * FROM bases WHERE id = ?", (base_id,)).fetchone()
     return row["name"], {
-        "name": row["name"], "backend": row["backend"], "architecture": json.loads(row["architecture"]),
+        "id": row["id"], "name": row["name"], "backend": row["backend"], "architecture": json.loads(row["architecture"]),
         "digest": row["digest"], "created": row["created"], "files": _files(conn, row["manifest_id"]),
     }
 
@@ -34,7 +35,7 @@ def checkpoint_payload(conn: sqlite3.Connection, checkpoint_id: int) -> tuple[st
         "SELECT c.*, b.name AS base_name, p.uid AS parent_uid FROM checkpoints c JOIN bases b ON b.id = c.base_id "
         "LEFT JOIN checkpoints p ON p.id = c.parent_id WHERE c.id = ?", (checkpoint_id,)).fetchone()
     return row["uid"], {
-        "uid": row["uid"], "backend": row["backend"], "base": row["base_name"], "parent_uid": row["parent_uid"],
+        "id": row["id"], "uid": row["uid"], "backend": row["backend"], "base": row["base_name"], "parent_uid": row["parent_uid"],
         "speakers": json.loads(row["speakers"]), "training_config": json.loads(row["training_config"]),
         "metrics": json.loads(row["metrics"]), "created": row["created"], "files": _files(conn, row["manifest_id"]),
     }
@@ -46,7 +47,7 @@ def voice_payload(conn: sqlite3.Connection, voice_id: int) -> tuple[str, dict[st
         "SELECT v.*, b.name AS base_name, c.uid AS checkpoint_uid FROM voices v JOIN bases b ON b.id = v.base_id "
         "LEFT JOIN checkpoints c ON c.id = v.checkpoint_id WHERE v.id = ?", (voice_id,)).fetchone()
     return row["name"], {
-        "name": row["name"], "backend": row["backend"], "base": row["base_name"],
+        "id": row["id"], "name": row["name"], "backend": row["backend"], "base": row["base_name"],
         "checkpoint_uid": row["checkpoint_uid"], "language": row["language"], "notes": row["notes"],
         "created": row["created"], "files": _files(conn, row["manifest_id"]),
     }

@@ -396,16 +396,19 @@ def library_verify(deep: bool) -> None:
 
 
 @library_group.command("recover")
-def library_recover() -> None:
-    """Rebuild the index from the record files and blobs (the old index is kept beside it)."""
+@click.option("--force", is_flag=True, help="Rebuild even a healthy index from the record journal.")
+def library_recover(force: bool) -> None:
+    """Rebuild a missing or damaged index from the record files and blobs (the old index is kept beside it)."""
     from tts_host.speakers.home import default_home
     from tts_host.speakers.recovery import recover
 
-    report = recover(default_home() / "library")
+    report = recover(default_home() / "library", force=force)
     for path in report.moved_aside:
         click.echo(f"kept the old index as {path}")
     for line in report.skipped:
         click.echo(f"not restored: {line}", err=True)
+    for line in report.uncertain:
+        click.echo(f"restored as the journal had it, though a write was changing it when it stopped: {line}")
     click.echo(f"restored {report.bases} base(s), {report.checkpoints} checkpoint(s), {report.voices} voice(s) "
                f"over {report.blobs} file(s)")
     with _library() as lib:
