@@ -8,6 +8,7 @@ methods with the keyword arguments documented in docs/backends/xtts.md.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
@@ -67,15 +68,20 @@ def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
 @click.option("--lr", type=float, default=None, help="Learning rate.")
 @click.option("--replay", type=float, default=None, help="Share of earlier speakers' clips mixed into batches (0-1).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same fine-tune.")
+@click.option("--restart", is_flag=True, help="Discard the saved progress of an interrupted run and start again.")
+@click.option("--allow-empty-text", is_flag=True, help="Train on clips without a transcript (refused otherwise).")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=None,
               help="Write TensorBoard scalars and a loss-curve PNG here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--lora", "lora", type=int, default=None, help="Train a LoRA adapter of this rank (backends with LoRA).")
 def finetune_command(backend_name: str, speaker: str, data: Path, start: str | None, base: str | None,
                      config: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
-                     replay: float | None, resume: bool, log_dir: Path | None, quiet: bool,
-                     lora: int | None) -> None:
-    """Fine-tune a backend on a speaker's recordings, on top of a base or an earlier voice."""
+                     replay: float | None, resume: bool, restart: bool, allow_empty_text: bool,
+                     log_dir: Path | None, quiet: bool, lora: int | None) -> None:
+    """Fine-tune a backend on a speaker's recordings, on top of a base or an earlier voice.
+
+    A rerun of an interrupted fine-tune needs --resume (continue) or --restart (start again).
+    """
     from tts_host.training.allocator import reexec_with_training_allocator
 
     reexec_with_training_allocator()  # once, before torch loads: keeps freed training buffers mapped
@@ -83,11 +89,13 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
 
     backend = _backend(backend_name)
     finetune = _require(backend, "finetune")
+    extra = _supported(finetune, backend_name, _given(lora=lora, restart=restart or None,
+                                                      allow_empty_text=allow_empty_text or None))
     with Library() as library:
         try:
             outcome = finetune(library, speaker=speaker, data=data, start=start, base=base, config=config,
                                epochs=epochs, batch_size=batch_size, lr=lr, replay=replay, resume=resume,
-                               log_dir=log_dir, progress=not quiet, **_given(lora=lora))
+                               log_dir=log_dir, progress=not quiet, **extra)
         except KeyboardInterrupt:
             raise TTSHostError("interrupted: the state is saved; run the same command with --resume to continue")
     _echo_lines(outcome.summary_lines(), outcome.warnings)
@@ -96,8 +104,9 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
 @click.command("speak")
 @click.option("--voice", required=True, help="Voice from the library.")
 @click.argument("text")
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="WAV file to write.")
+@click.option("-o", "--output", "out", required=True,
+              type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="WAV file to write ('-': standard output, messages then go to standard error).")
 @click.option("--language", default=None, help="Language of the text (default: the voice's).")
 @click.option("--stream", is_flag=True, help="Synthesise in chunks and report the time to first audio.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
@@ -109,7 +118,7 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
 def speak_command(voice: str, text: str, out: Path, language: str | None, stream: bool, seed: int,
                   temperature: float | None, top_p: float | None, top_k: int | None,
                   repetition_penalty: float | None, max_length: int | None) -> None:
-    """Synthesise speech with a voice from the library."""
+    """Synthesise speech with a voice from the library (long texts a sentence at a time)."""
     from tts_host.speakers.library import Library
 
     with Library() as library:
@@ -118,9 +127,28 @@ def speak_command(voice: str, text: str, out: Path, language: str | None, stream
         sampling = _supported(speak, record.backend, _given(temperature=temperature, top_p=top_p, top_k=top_k,
                                                             repetition_penalty=repetition_penalty,
                                                             max_length=max_length))
-        result = speak(library, voice=voice, text=text, out=out, language=language, stream=stream, seed=seed,
-                       **sampling)
-    _echo_lines(result.summary_lines())
+        request = dict(voice=voice, text=text, language=language, stream=stream, seed=seed, **sampling)
+        if str(out) == "-":
+            _speak_to_stdout(speak, library, request)
+        else:
+            _echo_lines(speak(library, out=out, **request).summary_lines())
+
+
+def _speak_to_stdout(speak: Callable[..., Any], library: Any, request: dict[str, Any]) -> None:
+    """``speak`` into a temp wav whose bytes then go to standard output; every message goes to stderr."""
+    import contextlib
+    import sys
+    import tempfile
+
+    stdout = click.get_binary_stream("stdout")
+    with tempfile.TemporaryDirectory(prefix="tts-host-speak-") as tmp:
+        wav = Path(tmp) / "speech.wav"
+        with contextlib.redirect_stdout(sys.stderr):
+            result = speak(library, out=wav, **request)
+        stdout.write(wav.read_bytes())
+        stdout.flush()
+    for line in result.summary_lines():
+        click.echo(line.replace(str(wav), "standard output"), err=True)
 
 
 @click.command("demo")

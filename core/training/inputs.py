@@ -47,3 +47,19 @@ def prepared_data(data: Path, speaker: str, home: Path, backend: str, sample_rat
         raise TTSHostError(f"--data {data}: no usable training clips ({len(dataset.rejects)} rejected; "
                            "`tts-host dataset inspect` shows why)")
     return dataset
+
+
+def check_transcripts(dataset: Any, data: Path, allow_empty_text: bool) -> list[str]:
+    """Refuse a dataset whose clips lack transcripts unless ``allow_empty_text``; returns warnings.
+
+    A model trained on clips with empty text learns nothing about what is said; a folder of
+    recordings without same-named ``.txt`` files gives exactly that.
+    """
+    empty = sum(1 for clip in dataset.clips if not clip.text.strip())
+    if not empty:
+        return []
+    what = f"{empty} of {len(dataset.clips)} clips of --data {data} ({dataset.root}) have no transcript"
+    if not allow_empty_text:
+        raise TTSHostError(f"{what}: add them (a same-named .txt beside each recording, or a metadata list), "
+                           "or pass --allow-empty-text to train on them as they are")
+    return [f"{what} (trained as given: --allow-empty-text)"]

@@ -5,7 +5,7 @@ model state dict, an optimizer or scheduler state dict, RNG states) is split int
 files (``state-NNNNN.safetensors``, each at most ``SHARD_BYTES``, so that writing never holds
 more than one shard's copy in memory) and a JSON skeleton (``state.json``) that points into
 them. Reading needs no ``torch.load`` at all. The files go to a temp folder that is renamed
-into place, so a crash leaves either the previous state or the new one.
+into place, so a crash or a full disk leaves either the previous state or the new one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tts_host.errors import TTSHostError
+from tts_host.oserrors import disk_full_errors
 
 SKELETON = "state.json"
 FORMAT = "tts-host-train-state/2"
@@ -96,17 +97,22 @@ def save_state(folder: Path, state: dict[str, Any]) -> Path:
     skeleton = flatten(state, tensors)
     staging = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    names = []
-    for index, shard in enumerate(_shards(tensors)):
-        name = f"state-{index:05d}.safetensors"
-        save_file(shard, str(staging / name), metadata={"format": FORMAT})
-        names.append(name)
-    (staging / SKELETON).write_text(json.dumps({"format": FORMAT, "shards": names, "state": skeleton}),
-                                    encoding="utf-8")
-    for name in [*names, SKELETON]:
-        with open(staging / name, "rb") as handle:
-            os.fsync(handle.fileno())
+    try:
+        with disk_full_errors(folder):
+            staging.mkdir(parents=True)
+            names = []
+            for index, shard in enumerate(_shards(tensors)):
+                name = f"state-{index:05d}.safetensors"
+                save_file(shard, str(staging / name), metadata={"format": FORMAT})
+                names.append(name)
+            (staging / SKELETON).write_text(json.dumps({"format": FORMAT, "shards": names, "state": skeleton}),
+                                            encoding="utf-8")
+            for name in [*names, SKELETON]:
+                with open(staging / name, "rb") as handle:
+                    os.fsync(handle.fileno())
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # the previous state, if any, stays as it was
+        raise
     previous = folder.with_name(f".{folder.name}.old")
     if folder.exists():
         shutil.rmtree(previous, ignore_errors=True)
@@ -171,3 +177,30 @@ def _readable(folder: Path) -> Iterator[None]:
                            "start without --resume") from exc
     except Exception as exc:  # safetensors raises its own error type for damaged files
         raise TTSHostError(f"{folder}: the saved training state is damaged ({exc}); start without --resume") from exc
+
+
+def check_resume(folder: Path, *, resume: bool, restart: bool) -> None:
+    """Before a fine-tune loads its model: is ``--resume`` / ``--restart`` right for ``folder``?
+
+    ``--resume`` needs a saved state; without either flag a saved state is refused rather than
+    silently thrown away. With ``restart`` the caller discards the saved state.
+    """
+    if resume and restart:
+        raise TTSHostError("give --resume (continue the interrupted run) or --restart (discard it), not both")
+    saved = (Path(folder) / SKELETON).is_file()
+    if resume and not saved:
+        raise TTSHostError("there is no interrupted run of this fine-tune to resume (run it without --resume)")
+    if saved and not resume and not restart:
+        step = _saved_step(Path(folder))
+        at = f" at step {step}" if step is not None else ""
+        raise TTSHostError(f"an interrupted run of this fine-tune saved its progress{at} in {folder}: "
+                           "add --resume to continue it, or --restart to discard it and start again")
+
+
+def _saved_step(folder: Path) -> int | None:
+    """The ``step`` recorded in a saved state's skeleton, without reading its tensors."""
+    try:
+        pairs = json.loads((folder / SKELETON).read_text(encoding="utf-8"))["state"]["__dict__"]
+        return next(int(value) for key, value in pairs if key == ["str", "step"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None

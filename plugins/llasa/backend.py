@@ -92,13 +92,16 @@ class LlasaBackend(Backend):
     def finetune(self, library: Any, *, speaker: str, data: Path, start: str | None = None,
                  base: str | None = None, config: Path | None = None, epochs: int | None = None,
                  batch_size: int | None = None, lr: float | None = None, replay: float | None = None,
-                 resume: bool = False, log_dir: Path | None = None, progress: bool = True,
-                 on_step: Any = None, lora: int | None = None, **settings: Any):
+                 resume: bool = False, restart: bool = False, allow_empty_text: bool = False,
+                 log_dir: Path | None = None, progress: bool = True, on_step: Any = None, lora: int | None = None,
+                 **settings: Any):
         """Fine-tune for ``speaker`` on ``data`` from ``start`` (voice or record) or ``base``; ``lora`` = rank.
 
         Returns a :class:`~tts_host.plugins.llasa.service.FinetuneOutcome` (``summary_lines()``,
         ``warnings``, the stored checkpoint and voice). Extra keyword settings are
-        :class:`~tts_host.plugins.llasa.train.FinetuneSettings` fields.
+        :class:`~tts_host.plugins.llasa.train.FinetuneSettings` fields. ``restart`` discards an
+        interrupted run's saved progress (refused otherwise unless ``resume``);
+        ``allow_empty_text`` trains on clips without a transcript.
         """
         from tts_host.plugins.llasa.service import run_finetune
         from tts_host.plugins.llasa.train import FinetuneSettings
@@ -106,19 +109,25 @@ class LlasaBackend(Backend):
         options = FinetuneSettings.load(config, epochs=epochs, batch_size=batch_size, learning_rate=lr,
                                         lora_rank=lora, **settings)
         return run_finetune(self, library, speaker=speaker, data=Path(data), start=start, base=base,
-                            settings=options, replay=replay or 0.0, resume=resume, progress=progress,
-                            log_dir=log_dir, on_step=on_step)
+                            settings=options, replay=replay or 0.0, resume=resume, restart=restart,
+                            allow_empty_text=allow_empty_text, progress=progress, log_dir=log_dir, on_step=on_step)
 
     def speak(self, library: Any, *, voice: str, text: str, out: Path, language: str | None = None,
               stream: bool = False, seed: int = 0, **sampling: Any):
         """Synthesise ``text`` with ``voice`` into a 16 kHz wav; sampling: temperature, top_p, top_k,
-        repetition_penalty, max_length (defaults: the model's generation config)."""
+        repetition_penalty, max_length (defaults: the model's generation config).
+
+        The text is spoken a sentence at a time; ``language`` is not used (the tokenizer takes any
+        text). Text and sampling options are checked before the model loads."""
         from tts_host.plugins.llasa.service import speak_voice
 
         return speak_voice(library, voice, text, Path(out), stream=stream, seed=seed, **sampling)
 
     def conditioning(self, model_folder: Path, references: Sequence[Path]) -> dict[str, np.ndarray]:
-        """Zero-shot clone: the reference clip's speech codes (and transcript) for the assistant prefix."""
+        """Zero-shot clone: the reference clip's speech codes (and transcript) for the assistant prefix.
+
+        Every clip is checked (decodes, finite, not silent, long enough) before the codec loads.
+        """
         from tts_host.plugins.llasa.clone import reference_conditioning
 
         return reference_conditioning(Path(model_folder), [Path(p) for p in references],

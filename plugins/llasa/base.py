@@ -20,6 +20,7 @@ from tts_host.folders import new_folder
 from tts_host.plugins.llasa.codec import SAMPLE_RATE, codebook_size, read_codec_config
 from tts_host.plugins.llasa.layout import LlasaBaseError, SpeechLayout
 from tts_host.plugins.llasa.presets import load_preset
+from tts_host.oserrors import disk_full_errors
 
 MODEL_DIR = "model"
 CODEC_DIR = "codec"
@@ -61,7 +62,8 @@ def generation_defaults(preset: dict[str, Any]) -> dict[str, Any]:
 def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
     """Build a random Llasa base (LM, tokenizer, codec) from ``preset`` into ``out_dir``; returns it.
 
-    The folder appears complete or not at all: it is written beside its destination and renamed.
+    The folder appears complete or not at all: it is written beside its destination and renamed
+    (a full disk is a one-line error naming the folder).
     """
     import torch
     from transformers import (
@@ -78,7 +80,7 @@ def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
     settings = load_preset(preset)
     out_dir = Path(out_dir)
     quiet_transformers()
-    with new_folder(out_dir) as staging:
+    with disk_full_errors(out_dir), new_folder(out_dir) as staging:
         torch.manual_seed(seed)
         codec_config = Xcodec2Config(**settings["codec"])
         codes = int(math.prod(codec_config.quantization_levels))

@@ -9,6 +9,7 @@ import numpy as np
 
 from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa.base import CODEC_DIR
+from tts_host.speech import check_references
 
 MAX_REFERENCE_SECONDS = 15.0
 
@@ -39,13 +40,15 @@ def reference_transcript(references: Sequence[Path], ref_text: str | None) -> st
 
 def reference_conditioning(model_folder: Path, references: Sequence[Path],
                            ref_text: str | None = None) -> dict[str, np.ndarray]:
-    """``ref_codes`` (the clips' codec codes, joined) and ``ref_text`` (their transcript, UTF-8)."""
+    """``ref_codes`` (the clips' codec codes, joined) and ``ref_text`` (their transcript, UTF-8).
+
+    Every clip is checked (decodes, finite, not silent, long enough) before the codec loads.
+    """
     from tts_host.data import read_audio
 
     from tts_host.plugins.llasa.codec import SAMPLE_RATE, XcodecCodec
 
-    if not references:
-        raise TTSHostError("cloning a voice needs at least one reference clip (--ref)")
+    check_references(references)
     transcript = reference_transcript(references, ref_text)
     audio = np.concatenate([read_audio(Path(ref), SAMPLE_RATE) for ref in references])
     seconds = len(audio) / SAMPLE_RATE

@@ -9,11 +9,16 @@ import numpy as np
 
 from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa.layout import SpeechLayout
+from tts_host.speech import check_sampling
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling options; the defaults are the Llasa model card's (temperature 0.8, top-p 1.0)."""
+    """Sampling options; the defaults are the Llasa model card's (temperature 0.8, top-p 1.0).
+
+    Temperature 0 means greedy decoding and top-k 0 no top-k; other values are checked by
+    :func:`tts_host.speech.check_sampling`.
+    """
 
     temperature: float = 0.8
     top_p: float = 1.0
@@ -24,16 +29,9 @@ class Sampling:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise TTSHostError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise TTSHostError(f"top-p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0:
-            raise TTSHostError(f"top-k must be >= 0 (0 disables it), got {self.top_k}")
-        if self.repetition_penalty <= 0:
-            raise TTSHostError(f"repetition penalty must be > 0, got {self.repetition_penalty}")
-        if self.max_length < 2:
-            raise TTSHostError(f"max length must be at least 2 tokens, got {self.max_length}")
+        check_sampling({"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                        "repetition_penalty": self.repetition_penalty, "max_length": self.max_length},
+                       zero_means_off=True)
 
     @classmethod
     def from_generation_config(cls, config: Any, **overrides: Any) -> "Sampling":

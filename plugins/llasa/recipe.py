@@ -18,6 +18,7 @@ from tts_host.plugins.llasa.base import CODEC_DIR, MODEL_DIR, quiet_transformers
 from tts_host.plugins.llasa.data import Row, Skipped, dataset_rows
 from tts_host.plugins.llasa.train import FinetuneResult, FinetuneSettings, distributed_context, evaluate, finetune
 from tts_host.training.batching import mix_replay
+from tts_host.oserrors import disk_full_errors
 
 if TYPE_CHECKING:
     from tts_host.data import Clip, FeatureCache
@@ -85,16 +86,24 @@ def load_trainable(start_dir: Path, settings: FinetuneSettings) -> Any:
 
 
 def save_trained(model: Any, tokenizer: Any, out_dir: Path, lora: bool) -> dict[str, Path]:
-    """Write the trained weights (LM safetensors, or the LoRA adapter alone); returns role -> file."""
+    """Write the trained weights (LM safetensors, or the LoRA adapter alone); returns role -> file.
+
+    A full disk is a one-line error naming ``out_dir``, which is then removed.
+    """
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    if lora:
-        # Only the LoRA matrices: the base's (frozen) embedding and output layers stay the base's blobs.
-        model.save_pretrained(out_dir / ADAPTER_DIR, save_embedding_layers=False)
-        return {"adapter_config": out_dir / ADAPTER_DIR / "adapter_config.json",
-                "adapter_weights": out_dir / ADAPTER_DIR / "adapter_model.safetensors"}
-    model.save_pretrained(out_dir / MODEL_DIR)
-    return {"lm_weights": out_dir / MODEL_DIR / "model.safetensors"}
+    try:
+        with disk_full_errors(out_dir):
+            if lora:
+                # Only the LoRA matrices: the base's (frozen) embedding and output layers stay the base's blobs.
+                model.save_pretrained(out_dir / ADAPTER_DIR, save_embedding_layers=False)
+                return {"adapter_config": out_dir / ADAPTER_DIR / "adapter_config.json",
+                        "adapter_weights": out_dir / ADAPTER_DIR / "adapter_model.safetensors"}
+            model.save_pretrained(out_dir / MODEL_DIR)
+            return {"lm_weights": out_dir / MODEL_DIR / "model.safetensors"}
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
 
 
 def finetune_voice(

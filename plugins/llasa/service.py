@@ -20,7 +20,9 @@ from typing import Any, Callable
 import numpy as np
 
 from tts_host.errors import TTSHostError
-from tts_host.training.inputs import prepared_data, resolve_start
+from tts_host.speech import check_sampling, check_text
+from tts_host.training.inputs import check_transcripts, prepared_data, resolve_start
+from tts_host.training.state import check_resume
 from tts_host.plugins.llasa.codec import SAMPLE_RATE
 from tts_host.plugins.llasa.train import FinetuneSettings
 
@@ -128,42 +130,48 @@ def _barrier(world: int) -> None:
 
 
 def run_finetune(backend: Any, library: Any, *, speaker: str, data: Path, start: str | None, base: str | None,
-                 settings: FinetuneSettings, replay: float = 0.0, resume: bool = False, progress: bool = True,
-                 log_dir: Path | None = None,
+                 settings: FinetuneSettings, replay: float = 0.0, resume: bool = False, restart: bool = False,
+                 allow_empty_text: bool = False, progress: bool = True, log_dir: Path | None = None,
                  on_step: Callable[[int, int, float], None] | None = None) -> FinetuneOutcome | WorkerOutcome:
-    """Fine-tune ``speaker``; the outcome on rank 0, a :class:`WorkerOutcome` on other ``torchrun`` ranks."""
+    """Fine-tune ``speaker``; the outcome on rank 0, a :class:`WorkerOutcome` on other ``torchrun`` ranks.
+
+    Every check that needs no model (names, data, transcripts, saved progress) comes first.
+    """
     from tts_host.plugins.llasa.clone import text_array
     from tts_host.plugins.llasa.recipe import SpeakerData, finetune_voice
-    from tts_host.plugins.llasa.train import distributed_context
+    from tts_host.plugins.llasa.train import STATE_DIR, distributed_context
     from tts_host.speakers.names import check_name
-    from tts_host.speakers.records import Checkpoint
+    from tts_host.speakers.records import Checkpoint, Voice
 
     context = distributed_context()
     speaker = check_name(speaker, "speaker")
     if any(v.name == speaker for v in library.voices()):
         raise TTSHostError(f"a voice named '{speaker}' already exists: remove or rename it, or fine-tune another name")
     record = resolve_start(library, "llasa", start, base)
+    model = library.model_of(record) if isinstance(record, Voice) else record
+    if settings.lora_rank is None and any(f.role == "adapter_weights" for f in model.files):
+        raise TTSHostError(f"{record.label} is a LoRA checkpoint: continue it with --lora, or fine-tune its "
+                           f"base (or a full checkpoint) for a full fine-tune")
+    if context.rank == 0:
+        dataset = prepared_data(data, speaker, Path(library.home), "llasa", SAMPLE_RATE, progress=progress)
+    _barrier(context.world)
+    if context.rank != 0:
+        dataset = prepared_data(data, speaker, Path(library.home), "llasa", SAMPLE_RATE)
+    text_warnings = check_transcripts(dataset, data, allow_empty_text)
     work = Path(library.home) / "work" / "llasa"
+    document = {"model": sorted(f.sha256 for f in model.files), "speaker": speaker, "replay": replay,
+                "clips": sorted(c.sha256 for c in dataset.clips), "settings": settings.fingerprint()}
+    run_dir = work / f"run-{hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]}"
+    check_resume(run_dir / STATE_DIR, resume=resume, restart=restart)
+    if not resume and context.rank == 0:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    _barrier(context.world)
     start_dir = work / f"start-{speaker}-rank{context.rank}"
     shutil.rmtree(start_dir, ignore_errors=True)
     model = library.validate_for_finetune(record, dest=start_dir, backend=backend)
     try:
-        if settings.lora_rank is None and any(f.role == "adapter_weights" for f in model.files):
-            raise TTSHostError(f"{record.label} is a LoRA checkpoint: continue it with --lora, or fine-tune its "
-                               f"base (or a full checkpoint) for a full fine-tune")
         base_record = library.base_by_id(model.base_id) if isinstance(model, Checkpoint) else model
-        if context.rank == 0:
-            dataset = prepared_data(data, speaker, Path(library.home), "llasa", SAMPLE_RATE, progress=progress)
-        _barrier(context.world)
-        if context.rank != 0:
-            dataset = prepared_data(data, speaker, Path(library.home), "llasa", SAMPLE_RATE)
         earlier = _earlier(model, speaker)
-        document = {"model": sorted(f.sha256 for f in model.files), "speaker": speaker, "replay": replay,
-                    "clips": sorted(c.sha256 for c in dataset.clips), "settings": settings.fingerprint()}
-        run_dir = work / f"run-{hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]}"
-        if not resume and context.rank == 0:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        _barrier(context.world)
         outcome = finetune_voice(start_dir, run_dir, speaker, SpeakerData(dataset.train, dataset.heldout), settings,
                                  earlier=earlier, replay=replay, progress=progress, on_step=on_step,
                                  log_dir=log_dir)
@@ -180,10 +188,11 @@ def run_finetune(backend: Any, library: Any, *, speaker: str, data: Path, start:
         voice = library.add_voice(speaker, backend, checkpoint, {"speaker_tag": text_array(speaker)},
                                   language=dataset.clips[0].language if dataset.clips else None,
                                   notes=f"fine-tuned from {record.label}")
-        warnings = [f"earlier speaker '{name}': held-out loss rose {100 * (after / before - 1):.1f}% "
-                    f"({before:.4f} -> {after:.4f}): consider --replay"
-                    for name, after in outcome.heldout_after.items() if name != speaker
-                    and (before := outcome.heldout_before[name]) and after > before * (1 + FORGETTING_WARNING)]
+        warnings = text_warnings + [
+            f"earlier speaker '{name}': held-out loss rose {100 * (after / before - 1):.1f}% "
+            f"({before:.4f} -> {after:.4f}): consider --replay"
+            for name, after in outcome.heldout_after.items() if name != speaker
+            and (before := outcome.heldout_before[name]) and after > before * (1 + FORGETTING_WARNING)]
         shutil.rmtree(run_dir, ignore_errors=True)
         return FinetuneOutcome(checkpoint, voice, speakers, metrics, warnings)
     finally:
@@ -192,7 +201,11 @@ def run_finetune(backend: Any, library: Any, *, speaker: str, data: Path, start:
 
 def speak_voice(library: Any, voice: str, text: str, out: Path, *, stream: bool = False, seed: int = 0,
                 **sampling: Any) -> SpeechResult:
-    """Synthesise ``text`` with a library voice into a 16 kHz wav (written whole or not at all)."""
+    """Synthesise ``text`` with a library voice into a 16 kHz wav (written whole or not at all).
+
+    The text and the sampling options are checked before the model loads; the text is spoken a
+    sentence at a time (:func:`tts_host.speech.split_text`), joined with short pauses.
+    """
     import soundfile as sf
 
     from tts_host.plugins.llasa.clone import array_text
@@ -201,6 +214,8 @@ def speak_voice(library: Any, voice: str, text: str, out: Path, *, stream: bool 
 
     if stream:
         raise TTSHostError("the llasa backend does not stream: leave out --stream")
+    check_text(text)
+    check_sampling(sampling, zero_means_off=True)
     record = library.voice(voice)
     conditioning = library.voice_conditioning(record)
     started = time.perf_counter()

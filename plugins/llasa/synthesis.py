@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,9 +13,10 @@ from tts_host.plugins.llasa.base import CODEC_DIR, MODEL_DIR, quiet_transformers
 from tts_host.plugins.llasa.generate import Sampling, generate_codes
 from tts_host.plugins.llasa.layout import SpeechLayout
 from tts_host.plugins.llasa.prompts import prompt_ids
-from tts_host.speech import audio_token_budget
+from tts_host.speech import audio_token_budget, check_text, join_speech, split_text
 
 ADAPTER_DIR = "adapter"
+MAX_SENTENCE_CHARS = 250  # longer sentences are cut at clauses, then words (as for XTTS in English)
 
 
 @dataclass
@@ -46,22 +47,32 @@ def load_model(folder: Path, device: str = "cpu") -> LoadedModel:
 
 def synthesize(loaded: LoadedModel, text: str, *, speaker: str | None = None, ref_codes: Sequence[int] = (),
                ref_text: str | None = None, sampling: Sampling | None = None) -> np.ndarray:
-    """16 kHz mono float32 speech for ``text``.
+    """16 kHz mono float32 speech for ``text``, spoken a sentence at a time with short pauses between.
 
     With ``ref_codes`` (zero-shot cloning) the user turn holds the reference transcript and
     the text, the reference codes start the assistant turn, and the reference part is cut from
-    the decoded audio. Otherwise ``speaker`` tags the prompt for a fine-tuned voice. The LM
-    samples at most as many speech tokens as ``text`` can need (:mod:`tts_host.speech`).
+    the decoded audio. Otherwise ``speaker`` tags the prompt for a fine-tuned voice. For each
+    sentence (:func:`tts_host.speech.split_text`) the LM samples at most as many speech tokens
+    as it can need (:mod:`tts_host.speech`).
     """
-    if not text.strip():
-        raise TTSHostError("the text to speak is empty")
-    cloning = len(ref_codes) > 0
-    if cloning and not (ref_text and ref_text.strip()):
+    check_text(text)
+    if len(ref_codes) > 0 and not (ref_text and ref_text.strip()):
         raise TTSHostError("cloning needs the reference clip's transcript (--ref-text)")
-    prompt_text = f"{ref_text.strip()} {text.strip()}" if cloning else text
+    sampling = sampling or Sampling.from_generation_config(loaded.model.generation_config)
+    pieces = []
+    for chunk in split_text(text, MAX_SENTENCE_CHARS):
+        pieces.append(_sentence(loaded, chunk, speaker, ref_codes, ref_text, sampling))
+        sampling = replace(sampling, seed=None)  # seeded once: later sentences continue the random stream
+    return join_speech(pieces, loaded.codec.sample_rate)
+
+
+def _sentence(loaded: LoadedModel, text: str, speaker: str | None, ref_codes: Sequence[int], ref_text: str | None,
+              sampling: Sampling) -> np.ndarray:
+    """The speech of one sentence (see :func:`synthesize`)."""
+    cloning = len(ref_codes) > 0
+    prompt_text = f"{ref_text.strip()} {text}" if cloning else text
     prompt = prompt_ids(loaded.tokenizer, loaded.layout, prompt_text, speaker=None if cloning else speaker,
                         prefix_codes=list(ref_codes))
-    sampling = sampling or Sampling.from_generation_config(loaded.model.generation_config)
     budget = audio_token_budget(text, loaded.codec.sample_rate / loaded.codec.hop_length, sampling.max_length)
     codes = generate_codes(loaded.model, loaded.layout, prompt, sampling, max_new_tokens=budget)
     if codes.size == 0:

@@ -116,12 +116,12 @@ class Distributed:
 
 def distributed_context() -> Distributed:
     """Join the process group ``torchrun`` describes (gloo on CPU, nccl on GPUs); rank 0 of 1 otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()  # without importing torch: a single process's cheap checks come first
     import torch
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size())

@@ -62,7 +62,10 @@ class XttsBackend(Backend):
         validate_folder(Path(folder), architecture or None)
 
     def conditioning(self, model_folder: Path, references: Sequence[Path]) -> dict[str, np.ndarray]:
-        """``gpt_cond_latent`` and d-vector ``speaker_embedding`` from reference clips (coqui's own code)."""
+        """``gpt_cond_latent`` and d-vector ``speaker_embedding`` from reference clips (coqui's own code).
+
+        Every clip is checked (decodes, finite, not silent, long enough) before the model loads.
+        """
         from tts_host.plugins.xtts.synthesis import compute_conditioning
 
         return compute_conditioning(Path(model_folder), [Path(p) for p in references])
@@ -84,12 +87,14 @@ class XttsBackend(Backend):
     def finetune(self, library: Any, *, speaker: str, data: Path, start: str | None = None,
                  base: str | None = None, config: Path | None = None, epochs: int | None = None,
                  batch_size: int | None = None, lr: float | None = None, replay: float | None = None,
-                 resume: bool = False, log_dir: Path | None = None, progress: bool = True,
-                 on_step: Any = None, **settings: Any):
+                 resume: bool = False, restart: bool = False, allow_empty_text: bool = False,
+                 log_dir: Path | None = None, progress: bool = True, on_step: Any = None, **settings: Any):
         """Fine-tune the GPT for ``speaker`` on ``data``, from ``start`` (voice or record) or ``base``.
 
         Returns a :class:`~tts_host.plugins.xtts.finetune.FinetuneOutcome` (``summary_lines()``,
         ``warnings``, the stored checkpoint and voice). Extra keyword settings override the config.
+        ``restart`` discards an interrupted run's saved progress (refused otherwise unless
+        ``resume``); ``allow_empty_text`` trains on clips without a transcript.
         """
         from tts_host.plugins.xtts.finetune import run_finetune
         from tts_host.plugins.xtts.training import FinetuneSettings
@@ -97,7 +102,8 @@ class XttsBackend(Backend):
         options = FinetuneSettings.load(config, epochs=epochs, batch_size=batch_size, lr=lr, replay=replay,
                                         **settings)
         return run_finetune(self, library, speaker=speaker, data=Path(data), start=start, base=base,
-                            settings=options, resume=resume, log_dir=log_dir, progress=progress, on_step=on_step)
+                            settings=options, resume=resume, restart=restart, allow_empty_text=allow_empty_text,
+                            log_dir=log_dir, progress=progress, on_step=on_step)
 
     def speak(self, library: Any, *, voice: str, text: str, out: Path, language: str | None = None,
               stream: bool = False, seed: int = 0, bf16: bool = False, temperature: float | None = None,

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tts_host.errors import TTSHostError
+from tts_host.folders import new_folder
 from tts_host.plugins.xtts.presets import DVAE_KEY, load_preset
 from tts_host.plugins.xtts.vocab import build_vocab
+from tts_host.oserrors import disk_full_errors
 
 BASE_FILES = ("config.json", "model.pth", "dvae.pth", "mel_stats.pth", "vocab.json", "speakers_xtts.pth")
 
@@ -37,7 +38,8 @@ def base_config(preset: dict[str, Any], vocab_path: Path) -> dict[str, Any]:
 def init_base(preset_name: str, out_dir: Path, *, seed: int = 0) -> Path:
     """Write config.json, model.pth, dvae.pth, mel_stats.pth, vocab.json and an empty speakers_xtts.pth.
 
-    Weights are random (seeded): such a base speaks noise until it is fine-tuned.
+    Weights are random (seeded): such a base speaks noise until it is fine-tuned. The folder
+    appears complete or not at all; a full disk is a one-line error naming the file.
     """
     import torch
 
@@ -45,24 +47,27 @@ def init_base(preset_name: str, out_dir: Path, *, seed: int = 0) -> Path:
 
     preset = load_preset(preset_name)
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise TTSHostError(f"{out_dir}: the output folder is not empty")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    with keep_torch_threads():
-        languages = _languages()
-        build_vocab(languages, out_dir / "vocab.json", size=preset.get("text_tokens"))
-        config = base_config(preset, out_dir / "vocab.json")
-        config["languages"] = languages
-        model = build_xtts(config, out_dir / "vocab.json")
-        dvae = build_dvae(config)
-    mel_stats = torch.ones(80)
-    model.mel_stats = mel_stats.clone()
-    _atomic_torch_save({"model": model.state_dict()}, out_dir / "model.pth")
-    _atomic_torch_save(dvae.state_dict(), out_dir / "dvae.pth")
-    _atomic_torch_save(mel_stats, out_dir / "mel_stats.pth")
-    _atomic_torch_save({}, out_dir / "speakers_xtts.pth")
-    _atomic_write_text(out_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
+    with new_folder(out_dir) as staging:
+        torch.manual_seed(seed)
+        with keep_torch_threads(), disk_full_errors(out_dir / "vocab.json"):
+            languages = _languages()
+            build_vocab(languages, staging / "vocab.json", size=preset.get("text_tokens"))
+            config = base_config(preset, staging / "vocab.json")
+            config["languages"] = languages
+            model = build_xtts(config, staging / "vocab.json")
+            dvae = build_dvae(config)
+        mel_stats = torch.ones(80)
+        model.mel_stats = mel_stats.clone()
+        for name, obj in (("model.pth", {"model": model.state_dict()}), ("dvae.pth", dvae.state_dict()),
+                          ("mel_stats.pth", mel_stats), ("speakers_xtts.pth", {})):
+            with disk_full_errors(out_dir / name), open(staging / name, "wb") as handle:
+                torch.save(obj, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        with disk_full_errors(out_dir / "config.json"), open(staging / "config.json", "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(config, indent=2, sort_keys=True))
+            handle.flush()
+            os.fsync(handle.fileno())
     return out_dir
 
 
@@ -70,23 +75,3 @@ def _languages() -> list[str]:
     from tts_host.plugins.xtts.model import xtts_config
 
     return list(xtts_config({}).languages)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    import torch
-
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)

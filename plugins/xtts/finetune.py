@@ -1,7 +1,8 @@
 """``finetune``: an XTTS fine-tune from a library base or voice to a new checkpoint and voice.
 
-Order of work: resolve and validate the starting point through the library (hashes,
-protected files, schema) -> prepare the data -> cache DVAE codes -> measure earlier speakers'
+Order of work: resolve the starting point -> prepare the data, check its transcripts and any
+saved progress of the same run (all before a model loads) -> validate the starting point
+through the library (hashes, protected files, schema) -> cache DVAE codes -> measure earlier speakers'
 held-out loss -> train the GPT (resumable) -> recompute every speaker's conditioning with the
 new GPT -> store the GPT weights and conditioning as a checkpoint whose other files are the
 base's blobs -> add the voice. Work files live under ``$TTS_HOST_HOME/work`` and are removed
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tts_host.errors import TTSHostError
-from tts_host.training.inputs import prepared_data, resolve_start
+from tts_host.training.inputs import check_transcripts, prepared_data, resolve_start
+from tts_host.training.state import check_resume
+from tts_host.oserrors import disk_full_errors
 from tts_host.plugins.xtts.features import ClipRecord, ItemBuilder, records_from_dataset
 from tts_host.plugins.xtts.model import SAMPLE_RATE
 from tts_host.plugins.xtts.speakers_file import FILE as SPEAKERS_FILE
@@ -66,6 +69,8 @@ def run_finetune(
     base: str | None = None,
     settings: FinetuneSettings,
     resume: bool = False,
+    restart: bool = False,
+    allow_empty_text: bool = False,
     log_dir: Path | None = None,
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
@@ -73,30 +78,37 @@ def run_finetune(
     """Fine-tune ``speaker`` on ``data``; see the module docstring for the order of work.
 
     Returns ``None`` on ranks other than 0 of a distributed run (only rank 0 stores results).
+    Every check that needs no model (names, data, transcripts, saved progress) comes first.
     """
-    from safetensors.torch import save_file
-
     from tts_host.data.cache import FeatureCache
     from tts_host.plugins.xtts.features import Collator
     from tts_host.plugins.xtts.model import load_xtts
     from tts_host.plugins.xtts.synthesis import conditioning_from_model, latent_from_audio
     from tts_host.speakers.names import check_name
-    from tts_host.speakers.records import Checkpoint
+    from tts_host.speakers.records import Checkpoint, Voice
     from tts_host.training.distributed import is_main_process
 
     speaker = check_name(speaker, "speaker")
     if any(v.name == speaker for v in library.voices()):
         raise TTSHostError(f"a voice named '{speaker}' already exists: remove or rename it, or fine-tune another name")
     record = resolve_start(library, "xtts", start, base)
+    model = library.model_of(record) if isinstance(record, Voice) else record
+    dataset = prepared_data(data, speaker, Path(library.home), "xtts", SAMPLE_RATE, progress=progress)
+    text_warnings = check_transcripts(dataset, data, allow_empty_text)
+    earlier_clips = _earlier_clips(model, speaker)
+    new_records = records_from_dataset(dataset)
+    fingerprint = _fingerprint(model, speaker, new_records, earlier_clips, settings)
     work = Path(library.home) / "work" / "xtts"
+    run_dir = work / f"run-{fingerprint[:16]}"
+    check_resume(run_dir, resume=resume, restart=restart)
+    if restart:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(work / f"run-{fingerprint[:16]}-best", ignore_errors=True)
     start_dir = work / f"start-{speaker}"
     shutil.rmtree(start_dir, ignore_errors=True)
     model = library.validate_for_finetune(record, dest=start_dir, backend=backend)
     try:
         base_record = model if not isinstance(model, Checkpoint) else library.base_by_id(model.base_id)
-        dataset = prepared_data(data, speaker, Path(library.home), "xtts", SAMPLE_RATE, progress=progress)
-        earlier_clips = _earlier_clips(model, speaker)
-        new_records = records_from_dataset(dataset)
         dvae_sha = next(f.sha256 for f in model.files if f.role == "dvae")
         builder = ItemBuilder(start_dir, dvae_sha, FeatureCache())
         new_train = builder.build([r for r in new_records if r.split == "train"])
@@ -116,9 +128,8 @@ def run_finetune(
         before = {name: evaluate_items(gpt, collator, items, settings)
                   for name, items in earlier_heldout.items() if items}
         heldout_before = evaluate_items(gpt, collator, new_heldout, settings) if new_heldout else None
-        fingerprint = _fingerprint(model, speaker, new_records, earlier_clips, settings)
         result = train_gpt(gpt, collator, new_train, earlier_train, new_heldout, settings,
-                           work / f"run-{fingerprint[:16]}", fingerprint=fingerprint, resume=resume,
+                           run_dir, fingerprint=fingerprint, resume=resume,
                            log_dir=log_dir, progress=progress, label=f"xtts {speaker}", on_step=on_step)
         if not is_main_process():  # under torchrun, rank 0 alone writes the library
             return None
@@ -131,19 +142,16 @@ def run_finetune(
             if "cond_audio" in entry:  # the GPT's conditioning encoder changed: recompute the latent
                 entry["gpt_cond_latent"] = latent_from_audio(xtts, entry["cond_audio"])
         out = work / f"out-{fingerprint[:16]}"
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        save_file({k: v.contiguous() for k, v in result.gpt_state.items()}, str(out / "gpt.safetensors"))
-        write_speakers(out / SPEAKERS_FILE, speakers)
+        _write_outputs(out, result.gpt_state, speakers)
 
         metrics = dict(summary(result))
         metrics["heldout_before"] = heldout_before
         metrics["forgetting"] = {name: {"before": before[name], "after": after[name],
                                         "rise": (after[name] - before[name]) / before[name]} for name in before}
-        warnings = [f"earlier speaker '{name}': held-out loss rose {f['rise'] * 100:.1f}% "
-                    f"({f['before']:.4f} -> {f['after']:.4f}), above the {settings.forgetting_warning * 100:.0f}% "
-                    "warning level: consider --replay" for name, f in metrics["forgetting"].items()
-                    if f["rise"] > settings.forgetting_warning]
+        warnings = text_warnings + [
+            f"earlier speaker '{name}': held-out loss rose {f['rise'] * 100:.1f}% ({f['before']:.4f} -> "
+            f"{f['after']:.4f}), above the {settings.forgetting_warning * 100:.0f}% warning level: consider --replay"
+            for name, f in metrics["forgetting"].items() if f["rise"] > settings.forgetting_warning]
         clips = {name: [r.to_json() for r in recs] for name, recs in earlier_clips.items()}
         clips[speaker] = [r.to_json() for r in new_records]
         training_config = {"settings": settings.as_dict(), "start": record.label, "data": str(dataset.root),
@@ -154,11 +162,26 @@ def run_finetune(
         voice = library.add_voice(speaker, backend, checkpoint, conditioning, references,
                                   language=new_records[0].language, notes=f"fine-tuned from {record.label}")
         shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(work / f"run-{fingerprint[:16]}", ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
         shutil.rmtree(work / f"run-{fingerprint[:16]}-best", ignore_errors=True)
         return FinetuneOutcome(checkpoint, voice, list(speakers), metrics, warnings, result.log_png)
     finally:
         shutil.rmtree(start_dir, ignore_errors=True)
+
+
+def _write_outputs(out: Path, gpt_state: dict[str, Any], speakers: dict[str, Any]) -> None:
+    """``gpt.safetensors`` and the speakers file in ``out``; on a full disk, an error and no ``out``."""
+    from safetensors.torch import save_file
+
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        with disk_full_errors(out):
+            out.mkdir(parents=True)
+            save_file({k: v.contiguous() for k, v in gpt_state.items()}, str(out / "gpt.safetensors"))
+            write_speakers(out / SPEAKERS_FILE, speakers)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _earlier_clips(model: Any, speaker: str) -> dict[str, list[ClipRecord]]:

@@ -30,11 +30,13 @@ def keep_torch_threads() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def quiet_gpt2_config() -> Iterator[None]:
-    """Silence transformers' warnings while coqui builds its GPT-2 configs.
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' warnings about what coqui does on purpose.
 
     coqui builds ``GPT2Config`` with GPT-2's default bos/eos ids (50256) beside a tiny unused
     vocabulary, and transformers warns about it at every model build; the ids are never used.
+    Generation sets ``max_new_tokens`` (the text's budget) beside coqui's ``max_length``, and
+    transformers warns about that at every sentence; ``max_new_tokens`` is meant to win.
     """
     from transformers.utils import logging
 
@@ -65,7 +67,7 @@ def build_xtts(config: dict[str, Any], vocab_path: Path):
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
     from TTS.tts.models.xtts import Xtts
 
-    with quiet_gpt2_config():
+    with quiet_transformers():
         model = Xtts(xtts_config(config))
         model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab_path))
         model.init_models()
@@ -77,7 +79,7 @@ def build_gpt(config: dict[str, Any]):
     from TTS.tts.layers.xtts.gpt import GPT
 
     args = config["model_args"]
-    with quiet_gpt2_config():
+    with quiet_transformers():
         return GPT(
             layers=args["gpt_layers"],
             model_dim=args["gpt_n_model_channels"],
@@ -171,7 +173,7 @@ def load_xtts(folder: Path, *, for_inference: bool = True):
         model.gpt.load_state_dict(load_file(str(gpt_file)), strict=True)
     model.mel_stats = load_tensor_file(folder / "mel_stats.pth").to(torch.float32)
     if for_inference:
-        with quiet_gpt2_config():
+        with quiet_transformers():
             model.eval()  # coqui's Xtts.eval also prepares the GPT's cached inference model
     return model
 

@@ -10,8 +10,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from tts_host.errors import TTSHostError
-from tts_host.speech import audio_token_budget
 from tts_host.plugins.xtts.model import SAMPLE_RATE
+from tts_host.plugins.xtts.text import check_request, text_chunks
+from tts_host.speech import audio_token_budget, check_references, join_speech, pause
 
 
 def conditioning_from_model(model: Any, references: list[Path]) -> dict[str, np.ndarray]:
@@ -53,9 +54,13 @@ def latent_from_audio(model: Any, cond_audio: np.ndarray) -> np.ndarray:
 
 
 def compute_conditioning(model_folder: Path, references: list[Path]) -> dict[str, np.ndarray]:
-    """Zero-shot clone: conditioning of ``references`` with the model in ``model_folder``."""
+    """Zero-shot clone: conditioning of ``references`` with the model in ``model_folder``.
+
+    Every clip is checked (decodes, finite, not silent, long enough) before the model loads.
+    """
     from tts_host.plugins.xtts.model import load_xtts
 
+    check_references(references)
     return conditioning_from_model(load_xtts(model_folder), references)
 
 
@@ -88,17 +93,19 @@ def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *,
                on_chunk: Any = None, sampling: Mapping[str, Any] | None = None) -> tuple[np.ndarray, float | None]:
     """24 kHz float32 audio of ``text``; with ``stream``, also seconds to the first chunk.
 
-    The GPT samples at most as many audio tokens as the text can need (:mod:`tts_host.speech`),
-    and never more than ``max_new_tokens`` when it is given.
+    The text is spoken a sentence at a time (:func:`tts_host.speech.split_text`, within coqui's
+    char limit and the GPT's text-token limit), the sentences joined with a short pause. For
+    each, the GPT samples at most as many audio tokens as it can need (:mod:`tts_host.speech`),
+    and never more than ``max_new_tokens`` when it is given. ``on_chunk`` gets every streamed
+    piece of audio, pauses included.
     """
     import contextlib
 
     import torch
 
-    if not text.strip():
-        raise TTSHostError("the text to speak is empty")
-    if language not in model.config.languages and language.split("-")[0] not in model.config.languages:
-        raise TTSHostError(f"language '{language}' is not supported (supported: {', '.join(model.config.languages)})")
+    from tts_host.plugins.xtts.model import quiet_transformers
+
+    check_request(text, language, model.config.languages, sampling or {})
     latent = torch.from_numpy(np.asarray(conditioning["gpt_cond_latent"], dtype=np.float32))
     speaker = torch.from_numpy(np.asarray(conditioning["speaker_embedding"], dtype=np.float32))
     settings: dict[str, Any] = {"temperature": model.config.temperature, "top_k": model.config.top_k,
@@ -106,26 +113,32 @@ def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *,
                                 "length_penalty": model.config.length_penalty}
     settings.update(sampling or {})
     ceiling = model.gpt.max_gen_mel_tokens if max_new_tokens is None else max_new_tokens
-    settings["max_new_tokens"] = audio_token_budget(text, SAMPLE_RATE / model.gpt.code_stride_len, ceiling)
+    rate = int(model.config.model_args.output_sample_rate)
     torch.manual_seed(seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     started = time.perf_counter()
     first = None
-    with autocast, torch.inference_mode():
-        if not stream and bf16:
-            return _inference_bf16(model, text, language, latent, speaker, settings), None
-        if not stream:
-            wav = model.inference(text, language, latent, speaker, **settings)["wav"]
-            return np.asarray(wav, dtype=np.float32).reshape(-1), None
-        chunks = []
-        for chunk in model.inference_stream(text, language, latent, speaker, **settings):
-            if first is None:
-                first = time.perf_counter() - started
-            piece = chunk.float().cpu().numpy().reshape(-1)
-            chunks.append(piece)
-            if on_chunk is not None:
-                on_chunk(piece)
-    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)).astype(np.float32), first
+    pieces: list[np.ndarray] = []
+    with autocast, torch.inference_mode(), quiet_transformers():
+        for index, chunk in enumerate(text_chunks(model, text, language)):
+            settings["max_new_tokens"] = audio_token_budget(chunk, SAMPLE_RATE / model.gpt.code_stride_len, ceiling)
+            if stream:
+                if index and on_chunk is not None:
+                    on_chunk(pause(rate))
+                parts = []
+                for part in model.inference_stream(chunk, language, latent, speaker, **settings):
+                    if first is None:
+                        first = time.perf_counter() - started
+                    parts.append(part.float().cpu().numpy().reshape(-1))
+                    if on_chunk is not None:
+                        on_chunk(parts[-1])
+                pieces.append(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+            elif bf16:
+                pieces.append(_inference_bf16(model, chunk, language, latent, speaker, settings))
+            else:
+                wav = model.inference(chunk, language, latent, speaker, **settings)["wav"]
+                pieces.append(np.asarray(wav, dtype=np.float32).reshape(-1))
+    return join_speech(pieces, rate), first
 
 
 def _inference_bf16(model: Any, text: str, language: str, latent: Any, speaker: Any,
@@ -176,7 +189,11 @@ def voice_conditioning(library: Any, voice: Any, model_folder: Path) -> dict[str
 def speak_voice(library: Any, voice_name: str, text: str, out: Path, *, language: str | None = None,
                 stream: bool = False, seed: int = 0, bf16: bool = False,
                 sampling: Mapping[str, Any] | None = None) -> SpeechResult:
-    """Validate the voice's model through the library, synthesise ``text`` and write a 24 kHz wav."""
+    """Check the request, validate the voice's model through the library, synthesise ``text`` and write a 24 kHz wav.
+
+    The text, the language (and its text frontend) and the sampling options are checked before
+    anything is validated or loaded.
+    """
     import tempfile
 
     from tts_host.plugins.xtts.model import load_xtts
@@ -184,15 +201,34 @@ def speak_voice(library: Any, voice_name: str, text: str, out: Path, *, language
     voice = library.voice(voice_name)
     if voice.backend != "xtts":
         raise TTSHostError(f"voice '{voice_name}' belongs to backend '{voice.backend}', not 'xtts'")
+    language = language or voice.language or "en"
+    languages = _listed_languages(library, voice)  # None: unreadable, and the validation below says so
+    check_request(text, language, languages if languages is not None else [language], sampling or {})
     with tempfile.TemporaryDirectory(prefix="tts-host-speak-") as tmp:
         folder = Path(tmp) / "model"
         library.validate_for_finetune(voice, dest=folder)
         model = load_xtts(folder)
         conditioning = voice_conditioning(library, voice, folder)
     started = time.perf_counter()
-    audio, first = synthesize(model, text, conditioning, language=language or voice.language or "en",
-                              stream=stream, seed=seed, bf16=bf16, sampling=sampling)
+    audio, first = synthesize(model, text, conditioning, language=language, stream=stream, seed=seed, bf16=bf16,
+                              sampling=sampling)
     wall = time.perf_counter() - started
     rate = int(model.config.model_args.output_sample_rate)
     write_wav(out, audio, rate)
     return SpeechResult(Path(out), rate, len(audio) / rate, wall, first)
+
+
+def _listed_languages(library: Any, voice: Any) -> list[str] | None:
+    """The languages in the config.json of the voice's model, read from the library without loading it.
+
+    ``None`` when the file cannot be read: the library's validation then names the problem.
+    """
+    import json
+
+    entry = next((f for f in library.model_of(voice).files if f.role == "config"), None)
+    if entry is None:
+        return None
+    try:
+        return list(json.loads(library.blob_path(entry.sha256).read_text(encoding="utf-8"))["languages"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

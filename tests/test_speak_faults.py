@@ -1,0 +1,185 @@
+"""`speak` and `voices add` faults: long texts, cheap checks before any model loads, `-o -`, bad references.
+
+Checks that need no model must fail before one loads: each such command runs in a fresh
+interpreter that then reports whether torch, coqui-tts or transformers were imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tts_host.cli.main import main
+from tts_host.speech import speech_seconds_limit
+
+HEAVY = ("torch", "TTS", "transformers")
+SENTENCES = ["The quick brown fox jumps over the lazy dog near the quiet river bank.",
+             "A second sentence follows here, with a clause or two, to make this paragraph longer.",
+             "Then a third one arrives, carrying rather more words than this test strictly needs.",
+             "The fourth sentence talks about the weather, which is mild and pleasant today.",
+             "A fifth sentence wonders, out loud, whether the model will cope with all of it.",
+             "Finally, the sixth sentence brings this long paragraph to its very end, at last."]
+PARAGRAPH = " ".join(SENTENCES)  # 480 characters: over the tiny XTTS's 400 text tokens
+PAUSE = 0.3  # seconds of silence between sentences (tts_host.speech.PAUSE_SECONDS)
+
+# Runs CLI commands one after another in this fresh interpreter; after each, which heavy modules are loaded.
+RUNNER = """
+import contextlib, io, json, sys
+from tts_host.cli.main import main
+results = []
+for args in json.loads(sys.argv[1]):
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as exc:
+            code = exc.code
+    results.append({"code": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
+                    "heavy": [m for m in %r if m in sys.modules]})
+print(json.dumps(results))
+""" % (HEAVY,)
+
+
+def cheap_runs(home: Path, *commands: list[str]) -> list[dict]:
+    """Run ``tts-host`` commands in one fresh interpreter; each result lists the heavy modules loaded by then."""
+    proc = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(commands)], capture_output=True, text=True,
+                          env={**os.environ, "TTS_HOST_HOME": str(home)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in this process; returns (exit code, stdout, stderr)."""
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def error_line(stderr: str) -> str:
+    """The one ``error:`` line the CLI printed (there must be exactly one, and no traceback)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def pauses(audio: np.ndarray, rate: int) -> int:
+    """Runs of exact digital silence at least 80 % of a sentence pause long (the model never makes them)."""
+    silent = np.concatenate([[False], audio == 0, [False]])
+    edges = np.flatnonzero(np.diff(silent.astype(np.int8)))
+    lengths = edges[1::2] - edges[0::2]
+    return int((lengths >= 0.8 * PAUSE * rate).sum())
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, speaker_clips) -> Path:
+    """A library with a tiny XTTS base and voice ``x``, and a tiny Llasa base and voice ``l``, both cloned."""
+    from tts_host.speakers.library import Library
+
+    home = tmp_path_factory.mktemp("speak-faults") / "home"
+    clip = speaker_clips("A", 1)[0][0]  # its .txt transcript lies beside it (Llasa cloning reads it)
+    with Library(home) as library:
+        library.clone_voice("x", "xtts", library.init_base("xtts", "tiny", "xtts-tiny"), [clip], language="en")
+        library.clone_voice("l", "llasa", library.init_base("llasa", "tiny", "llasa-tiny"), [clip])
+    return home
+
+
+def test_split_text_cuts_sentences_then_clauses_then_words():
+    from tts_host.speech import PAUSE_SECONDS, split_text
+
+    assert PAUSE_SECONDS == PAUSE
+    assert split_text(PARAGRAPH, 250) == SENTENCES
+    assert split_text('Dr. Smith said "hi!" Then J. R. Tolkien wrote 3.5 books... Really? 你好。谢谢', 250) == [
+        'Dr. Smith said "hi!"', "Then J. R. Tolkien wrote 3.5 books...", "Really?", "你好。", "谢谢"]
+    pieces = split_text("A long sentence, with clauses; and more words than fit in forty characters - many", 40)
+    assert pieces == ["A long sentence, with clauses;", "and more words than fit in forty",
+                      "characters - many"]
+    assert split_text("abcdefghijkl", 5) == ["abcde", "fghij", "kl"] and split_text("  ", 5) == []
+
+
+@pytest.mark.parametrize("voice, stream", [("x", False), ("x", True), ("l", False)])
+def test_a_paragraph_is_spoken_sentence_by_sentence(home, monkeypatch, tmp_path, voice, stream):
+    monkeypatch.setenv("TTS_HOST_HOME", str(home))
+    out = tmp_path / "paragraph.wav"
+    code, stdout, stderr = run_cli("speak", "--voice", voice, PARAGRAPH, "-o", str(out), *(["--stream"] * stream))
+    assert code == 0, stderr
+    audio, rate = sf.read(out, dtype="float32")
+    assert rate == (24000 if voice == "x" else 16000)
+    # Six sentences, five pauses between them; no sentence longer than its own budget.
+    assert pauses(audio, rate) >= 5
+    budget = sum(speech_seconds_limit(s) for s in SENTENCES) + 5 * PAUSE
+    assert 5 * PAUSE < len(audio) / rate <= budget + 1.0
+    assert ("time to first audio" in stdout) == stream
+
+
+def test_cheap_speak_checks_fail_before_any_model_loads(home, tmp_path):
+    out = str(tmp_path / "never.wav")
+    cases = [
+        (["--voice", "x", ""], "the text to speak is empty"),
+        (["--voice", "x", "Hello.", "--language", "klingon"], "language 'klingon' is not supported (supported: en, "),
+        (["--voice", "x", "Hello.", "--temperature", "-1"], "--temperature -1.0: must be greater than 0"),
+        (["--voice", "x", "Hello.", "--top-p", "0"], "--top-p 0.0: must be in (0, 1]"),
+        (["--voice", "x", "Hello.", "--top-k", "0"], "--top-k 0: must be at least 1"),
+        (["--voice", "x", "Hello.", "--repetition-penalty", "0"], "--repetition-penalty 0.0: must be greater than 0"),
+        (["--voice", "l", "   "], "the text to speak is empty"),
+        (["--voice", "l", "Hello.", "--max-length", "0"], "--max-length 0: must be at least 1"),
+        (["--voice", "l", "Hello.", "--temperature", "-1"], "--temperature -1.0: must be at least 0 (0 means greedy)"),
+    ]
+    if importlib.util.find_spec("pypinyin") is None:  # coqui's Chinese frontend; not installed with coqui-tts
+        cases.append((["--voice", "x", "你好", "--language", "zh-cn"],
+                      "language 'zh-cn' needs the Python package(s) pypinyin, not installed here: "
+                      "pip install pypinyin"))
+    results = cheap_runs(home, *(["speak", *args, "-o", out] for args, _ in cases))
+    for (args, fragment), result in zip(cases, results):
+        assert result["code"] == 1, (args, result)
+        assert fragment in error_line(result["stderr"]), (args, result["stderr"])
+        assert result["heavy"] == [], (args, result["heavy"])  # refused before any model loaded
+    assert not Path(out).exists()
+
+
+def test_dash_output_writes_the_wav_to_standard_output(home, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tts_host.cli.main", "speak", "--voice", "x", "Hello there.",
+                           "-o", "-"], capture_output=True, cwd=tmp_path,
+                          env={**os.environ, "TTS_HOST_HOME": str(home)}, timeout=300)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 0, stderr
+    audio, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")  # stdout holds the wav and nothing else
+    assert proc.stdout[:4] == b"RIFF" and rate == 24000 and len(audio) > 0
+    assert "wrote standard output (" in stderr
+    assert list(tmp_path.iterdir()) == []  # no file named "-"
+
+
+def test_bad_reference_clips_are_refused_by_name_before_the_model_loads(home, tmp_path):
+    text = tmp_path / "text.wav"
+    text.write_text("this is not audio\n")
+    noise = (np.random.default_rng(0).standard_normal(22050) * 0.1).astype(np.float32)
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.where(np.arange(22050) == 100, np.nan, noise), 22050, subtype="FLOAT")
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(22050, np.float32), 22050)
+    short = tmp_path / "short.wav"
+    sf.write(short, noise[:2205], 22050)
+    cases = [("xtts", text, "cannot decode"), ("xtts", nan, "NaN or infinite samples"),
+             ("xtts", silent, "the audio is silent"), ("xtts", short, "0.10 s of audio is too short"),
+             ("llasa", nan, "NaN or infinite samples")]
+    results = cheap_runs(home, *(["voices", "add", "r2", "--backend", backend, "--ref", str(ref)]
+                                 for backend, ref, _ in cases), ["voices", "list", "--json"])
+    for (backend, ref, fragment), result in zip(cases, results):
+        assert result["code"] == 1, (ref, result)
+        line = error_line(result["stderr"])
+        assert f"reference clip {ref}" in line and fragment in line, line
+        assert result["heavy"] == [], (ref, result["heavy"])
+    assert "r2" not in {v["name"] for v in json.loads(results[-1]["stdout"])}
