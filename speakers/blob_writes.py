@@ -7,15 +7,12 @@ import socket
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 from tts_host.speakers import db
 from tts_host.speakers.blobs import StagedBlob
 from tts_host.speakers.hashing import sha256_file
 
-if TYPE_CHECKING:
-
-    pass
 
 
 T = TypeVar("T")

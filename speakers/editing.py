@@ -138,7 +138,7 @@ class Editing:
                     f"base '{name}' is still used by {checkpoints} checkpoint(s) and {len(voices)} voice(s)"
                     + (f" ({shown})" if voices else "") + ": remove those first"
                 )
-            manifest_id = conn.execute("SELECT manifest_id FROM bases WHERE id = ?", (base.id,)).fetchone()[0]
+            manifest_id = _still_there(conn, "bases", base.id, base.label)
             conn.execute("DELETE FROM bases WHERE id = ?", (base.id,))
             conn.execute("DELETE FROM manifests WHERE id = ?", (manifest_id,))
 
@@ -297,7 +297,7 @@ class Editing:
         checkpoint_id = model.id if isinstance(model, Checkpoint) else None
 
         def write(conn: sqlite3.Connection) -> None:
-            old = conn.execute("SELECT manifest_id FROM voices WHERE id = ?", (voice.id,)).fetchone()[0]
+            old = _still_there(conn, "voices", voice.id, voice.label)
             manifest_id = self._insert_manifest(conn, files)
             conn.execute("UPDATE voices SET checkpoint_id = ?, manifest_id = ? WHERE id = ?",
                          (checkpoint_id, manifest_id, voice.id))
@@ -313,6 +313,7 @@ class Editing:
         voice = self.voice(old)
         with self._transaction() as conn:
             self.journal.note("voices", voice.name)
+            _still_there(conn, "voices", voice.id, voice.label)
             if conn.execute("SELECT 1 FROM voices WHERE name = ?", (new,)).fetchone():
                 raise TTSHostError(f"a voice named '{new}' already exists")
             conn.execute("UPDATE voices SET name = ? WHERE id = ?", (new, voice.id))
@@ -324,10 +325,9 @@ class Editing:
         voice = self.voice(name)
         with self._transaction() as conn:
             self.journal.note("voices", voice.name)
-            manifest_id = conn.execute("SELECT manifest_id FROM voices WHERE id = ?", (voice.id,)).fetchone()[0]
+            manifest_id = _still_there(conn, "voices", voice.id, voice.label)
             conn.execute("DELETE FROM voices WHERE id = ?", (voice.id,))
             conn.execute("DELETE FROM manifests WHERE id = ?", (manifest_id,))
-
 
     def add_imported_voice(self, imported: ImportedVoice, staged: Sequence[StagedBlob]) -> Voice:
         """Add an archive's voice, with its base (unless the same content is here) and checkpoint, in one transaction."""
@@ -378,6 +378,14 @@ class Editing:
 
         self._store(staged, write)
         return self.voice(imported.name)
+
+
+def _still_there(conn: sqlite3.Connection, table: str, row_id: int, label: str) -> int:
+    """The manifest id of a record, read inside the write transaction; one line if another process removed it."""
+    row = conn.execute(f"SELECT manifest_id FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    if row is None:
+        raise TTSHostError(f"{label} was removed by another process meanwhile")
+    return row[0]
 
 
 def _safetensors_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

@@ -7,13 +7,9 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tts_host.speakers import db
 
-if TYPE_CHECKING:
-
-    pass
 
 
 @dataclass

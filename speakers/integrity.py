@@ -6,7 +6,7 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers import db
@@ -21,9 +21,6 @@ from tts_host.speakers.records import (
 )
 from tts_host.speakers.snapshots import KEY_COLUMNS, journal_record
 
-if TYPE_CHECKING:
-
-    pass
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers.blobs import link_or_copy
@@ -16,9 +16,6 @@ from tts_host.speakers.records import (
     check_relative_path,
 )
 
-if TYPE_CHECKING:
-
-    pass
 
 
 class Materialising:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from library_backend import finetune_weights
-from library_fixtures import base, base_folder, flip_byte, lib, toy_host  # noqa: F401
+from library_fixtures import base, base_folder, lib, toy_host  # noqa: F401
 from plugin_dists import run_cli
 from tts_host.speakers import Library
 from tts_host.speakers.index_health import IndexDamagedError

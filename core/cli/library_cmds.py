@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from tts_host.speakers.library import Problem
 
 
-def _library() -> Library:
+def open_library() -> Library:
+    """The library of ``$TTS_HOST_HOME``."""
     from tts_host.speakers import Library
 
     return Library()
@@ -30,12 +31,13 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(timestamp))
 
 
-def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
+def size_text(count: float) -> str:
+    """Bytes in B, KB, MB or GB (powers of 1000)."""
+    for unit in ("B", "KB", "MB"):
+        if count < 1000:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1000
-    return f"{count} B"
+    return f"{count:.1f} GB"
 
 
 def _print_table(title: str, columns: list[str], rows: list[tuple[str, ...]], empty: str) -> None:
@@ -73,7 +75,8 @@ def _print_table(title: str, columns: list[str], rows: list[tuple[str, ...]], em
     click.echo("\n".join(out))
 
 
-def _report(problems: list[Problem], checked: str) -> None:
+def report_problems(problems: list[Problem], checked: str) -> None:
+    """Print each damaged file and fail with one line, or say all is intact."""
     if problems:
         for problem in problems:
             click.echo(f"DAMAGED {problem.line()}", err=True)
@@ -104,7 +107,7 @@ def base_group() -> None:
               help="A separate codec folder the model needs (llasa: the X-Codec-2.0 folder).")
 def base_add(backend: str, path: Path, name: str | None, codec: Path | None) -> None:
     """Import the base model folder PATH for BACKEND (only the files the backend declares)."""
-    with _library() as lib:
+    with open_library() as lib:
         if codec is None:
             base = lib.add_base(backend, path, name)
         else:
@@ -117,7 +120,7 @@ def base_add(backend: str, path: Path, name: str | None, codec: Path | None) -> 
                 folder = model.assemble_base(path, codec, Path(tmp) / "base")
                 base = lib.add_base(model, folder, name or Path(path).resolve().name)
         click.echo(f"added base '{base.name}' ({base.backend}, {len(base.files)} files, "
-                   f"{_size(sum(f.size for f in base.files))})")
+                   f"{size_text(sum(f.size for f in base.files))})")
 
 
 @base_group.command("init")
@@ -127,7 +130,7 @@ def base_add(backend: str, path: Path, name: str | None, codec: Path | None) -> 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 def base_init(backend: str, preset: str, name: str | None, seed: int) -> None:
     """Build a base for BACKEND offline with random weights and add it."""
-    with _library() as lib:
+    with open_library() as lib:
         base = lib.init_base(backend, preset, name, seed=seed)
         click.echo(f"added base '{base.name}' ({base.backend} preset {preset}, seed {seed}, {len(base.files)} files)")
 
@@ -136,7 +139,7 @@ def base_init(backend: str, preset: str, name: str | None, seed: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def base_list(as_json: bool) -> None:
     """List the bases in the library."""
-    with _library() as lib:
+    with open_library() as lib:
         bases = lib.bases()
         users = lib.voice_counts()
     rows = [{"name": b.name, "backend": b.backend, "files": len(b.files), "bytes": sum(f.size for f in b.files),
@@ -145,7 +148,7 @@ def base_list(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     _print_table("bases", ["name", "backend", "files", "size", "voices", "created"],
-                 [(r["name"], r["backend"], str(r["files"]), _size(r["bytes"]), str(r["voices"]), r["created"])
+                 [(r["name"], r["backend"], str(r["files"]), size_text(r["bytes"]), str(r["voices"]), r["created"])
                   for r in rows], "No bases yet: `tts-host base add BACKEND PATH` or `tts-host base init BACKEND`.")
 
 
@@ -154,12 +157,12 @@ def base_list(as_json: bool) -> None:
 @click.option("--deep", is_flag=True, help="Re-hash every file instead of trusting the stat cache.")
 def base_verify(name: str | None, deep: bool) -> None:
     """Check the files of base NAME (or of every base)."""
-    with _library() as lib:
+    with open_library() as lib:
         names = [name] if name else [b.name for b in lib.bases()]
         problems = []
         for base_name in names:
             problems += [p for p in lib.verify(f"base:{base_name}", deep=deep) if p not in problems]
-        _report(problems, f"base '{name}'" if name else f"{len(names)} base(s)")
+        report_problems(problems, f"base '{name}'" if name else f"{len(names)} base(s)")
 
 
 @base_group.command("remove")
@@ -167,7 +170,7 @@ def base_verify(name: str | None, deep: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def base_remove(name: str, yes: bool) -> None:
     """Remove base NAME (refused while a checkpoint or voice uses it)."""
-    with _library() as lib:
+    with open_library() as lib:
         lib.base(name)
         if not yes:
             click.confirm(f"Remove base '{name}'?", abort=True)
@@ -210,7 +213,7 @@ def voices_show(name: str) -> None:
 
     from tts_host.speakers import Checkpoint
 
-    with _library() as lib:
+    with open_library() as lib:
         voice = lib.voice(name)
         model = lib.model_of(voice)
         base = lib.base_by_id(voice.base_id)
@@ -251,7 +254,7 @@ def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str |
     from tts_host.speakers import check_name
 
     name = check_name(name, "voice")
-    with _library() as lib:
+    with open_library() as lib:
         if lib.has_voice(name):
             raise TTSHostError(f"a voice named '{name}' already exists (rename or remove it first)")
         lib.backend(backend)
@@ -280,7 +283,7 @@ def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str |
 @click.argument("new")
 def voices_rename(old: str, new: str) -> None:
     """Rename voice OLD to NEW."""
-    with _library() as lib:
+    with open_library() as lib:
         lib.rename_voice(old, new)
     click.echo(f"renamed voice '{old}' to '{new}'")
 
@@ -290,7 +293,7 @@ def voices_rename(old: str, new: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def voices_remove(name: str, yes: bool) -> None:
     """Remove voice NAME (its files go at the next `tts-host library gc`)."""
-    with _library() as lib:
+    with open_library() as lib:
         lib.voice(name)
         if not yes:
             click.confirm(f"Remove voice '{name}'?", abort=True)
@@ -303,10 +306,10 @@ def voices_remove(name: str, yes: bool) -> None:
 @click.option("--deep", is_flag=True, help="Re-hash every file instead of trusting the stat cache.")
 def voices_verify(name: str | None, deep: bool) -> None:
     """Check the files of voice NAME (its model included), or of the whole library."""
-    with _library() as lib:
+    with open_library() as lib:
         if name:
             lib.voice(name)
-        _report(lib.verify(name, deep=deep), f"voice '{name}'" if name else "the library")
+        report_problems(lib.verify(name, deep=deep), f"voice '{name}'" if name else "the library")
 
 
 @voices_group.command("repair")
@@ -315,12 +318,12 @@ def voices_verify(name: str | None, deep: bool) -> None:
               help="A file or folder holding intact copies of damaged files (repeatable).")
 def voices_repair(name: str, sources: tuple[Path, ...]) -> None:
     """Repair voice NAME: protected files back to the base's, damaged files from intact copies."""
-    with _library() as lib:
+    with open_library() as lib:
         report = lib.repair(name, sources)
         problems = lib.verify(name, deep=True)
     for action in report.actions:
         click.echo(action)
-    _report(problems, f"voice '{name}'")
+    report_problems(problems, f"voice '{name}'")
 
 
 @voices_group.command("export")
@@ -336,7 +339,7 @@ def voices_export(name: str, out: Path, fmt: str, no_base: bool, force: bool) ->
     from tts_host.oserrors import write_error_line
 
     try:
-        with _library() as lib:
+        with open_library() as lib:
             if fmt == "ttsvoice":
                 out = lib.export_voice(name, out, include_base=not no_base, force=force)
             else:
@@ -344,7 +347,7 @@ def voices_export(name: str, out: Path, fmt: str, no_base: bool, force: bool) ->
     except OSError as exc:
         raise TTSHostError(write_error_line(exc, out)) from exc
     written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
-    click.echo(f"exported voice '{name}' to {out} ({_size(written)})")
+    click.echo(f"exported voice '{name}' to {out} ({size_text(written)})")
 
 
 @voices_group.command("import")
@@ -352,78 +355,9 @@ def voices_export(name: str, out: Path, fmt: str, no_base: bool, force: bool) ->
 @click.option("--as", "as_name", help="Import under this name.")
 def voices_import(archive: Path, as_name: str | None) -> None:
     """Import a .ttsvoice ARCHIVE (every hash checked before anything enters the library)."""
-    with _library() as lib:
+    with open_library() as lib:
         voice = lib.import_voice(archive, as_name)
     click.echo(f"imported voice '{voice.name}' ({voice.backend}, base '{voice.base_name}')")
 
 
-# -- library ------------------------------------------------------------------------------
-@click.group("library")
-def library_group() -> None:
-    """The voice library as a whole: garbage collection and integrity."""
-
-
-@library_group.command("gc")
-@click.option("--runs", is_flag=True, help="Also remove the work folders of failed or interrupted fine-tunes.")
-def library_gc(runs: bool) -> None:
-    """Remove files no base, checkpoint or voice uses (safe while other commands run)."""
-    with _library() as lib:
-        report = lib.gc(runs=runs)
-    click.echo(f"removed {report.blobs} unused file(s) ({_size(report.bytes)}), {report.temp_files} stale temp "
-               f"file(s), {report.leases} stale lease(s)" + (f", {report.runs} work folder(s)" if runs else ""))
-    if report.unindexed:
-        click.echo(f"kept {report.unindexed} file(s) that records use but the index does not know: "
-                   "run `tts-host library recover`", err=True)
-
-
-@library_group.command("verify")
-@click.option("--deep", is_flag=True, help="Re-hash every file and run SQLite's full integrity check.")
-def library_verify(deep: bool) -> None:
-    """Check the index and every file in the library; list what gc would remove."""
-    with _library() as lib:
-        index = lib.index_problems(deep=deep)
-        problems = lib.verify(deep=deep)
-        leftovers = lib.leftovers()
-    for line in index:
-        click.echo(f"INDEX {line}", err=True)
-    for leftover in leftovers:
-        click.echo(f"leftover {leftover.path} ({_size(leftover.bytes)}): {leftover.what}")
-    if leftovers:
-        click.echo("`tts-host library gc` removes temp files; `tts-host library gc --runs` also removes work folders")
-    if index and not problems:
-        raise TTSHostError(f"{len(index)} index problem(s): see above; `tts-host library recover` rebuilds the index")
-    _report(problems, "the library")
-
-
-@library_group.command("recover")
-@click.option("--force", is_flag=True, help="Rebuild even a healthy index from the record journal.")
-def library_recover(force: bool) -> None:
-    """Rebuild a missing or damaged index from the record files and blobs (the old index is kept beside it)."""
-    from tts_host.speakers.home import default_home
-    from tts_host.speakers.recovery import recover
-
-    report = recover(default_home() / "library", force=force)
-    for path in report.moved_aside:
-        click.echo(f"kept the old index as {path}")
-    for line in report.skipped:
-        click.echo(f"not restored: {line}", err=True)
-    for line in report.uncertain:
-        click.echo(f"restored as the journal had it, though a write was changing it when it stopped: {line}")
-    click.echo(f"restored {report.bases} base(s), {report.checkpoints} checkpoint(s), {report.voices} voice(s) "
-               f"over {report.blobs} file(s)")
-    with _library() as lib:
-        problems = lib.verify(deep=True)
-    if report.skipped:
-        raise TTSHostError(f"{len(report.skipped)} record(s) could not be restored: see above")
-    _report(problems, "the recovered library")
-
-
-@library_group.command("path")
-def library_path() -> None:
-    """Print where the library lives."""
-    from tts_host.speakers.home import default_home, index_path
-
-    click.echo(index_path(default_home()).parent)
-
-
-COMMANDS = [base_group, voices_group, library_group]
+COMMANDS = [base_group, voices_group]

@@ -9,7 +9,7 @@ import traceback
 import click
 
 from tts_host import __version__
-from tts_host.cli import dataset_cmds, doctor_cmds, library_cmds, model_cmds, plugin_cmds
+from tts_host.cli import dataset_cmds, doctor_cmds, library_admin_cmds, library_cmds, model_cmds, plugin_cmds
 from tts_host.errors import TTSHostError
 from tts_host.host import get_host
 
@@ -28,7 +28,7 @@ def cli(debug: bool) -> None:
     """
 
 
-for module in (plugin_cmds, library_cmds, dataset_cmds, model_cmds, doctor_cmds):
+for module in (plugin_cmds, library_cmds, library_admin_cmds, dataset_cmds, model_cmds, doctor_cmds):
     for command in module.COMMANDS:
         cli.add_command(command)
 
