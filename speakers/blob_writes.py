@@ -11,14 +11,13 @@ from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 from tts_host.speakers import db
 from tts_host.speakers.blobs import StagedBlob
+from tts_host.speakers.catalog import LibraryParts
 from tts_host.speakers.hashing import sha256_file
-
-
 
 T = TypeVar("T")
 
 
-class BlobWriter:
+class BlobWriter(LibraryParts):
     """Staging, leasing and committing blobs for the writes of ``Library`` (mixed into it)."""
 
     def _cached_stat(self, sha256: str) -> tuple[int, int, int] | None:

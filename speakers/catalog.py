@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import unicodedata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from tts_host.errors import TTSHostError
+from tts_host.speakers.blobs import BlobStore
+from tts_host.speakers.journal import RecordJournal
 from tts_host.speakers.records import (
     CONDITIONING_ROLE,
     VOICE_DIR,
@@ -29,10 +32,18 @@ def _loads(text: str | None) -> Any:
 
 
 
-class Catalog:
-    """Look-ups of records by name, id or uid; every read is one query on ``self.conn``."""
+class LibraryParts:
+    """What every part of ``Library`` shares: the home, the index, the blob store and the journal."""
 
+    home: Path
+    root: Path
     conn: sqlite3.Connection
+    blobs: BlobStore
+    journal: RecordJournal
+
+
+class Catalog(LibraryParts):
+    """Look-ups of records by name, id or uid: reads of the index, no writes."""
 
     # -- manifests and blobs -------------------------------------------------------------
     def _manifest(self, manifest_id: int) -> tuple[FileEntry, ...]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers.blobs import StagedBlob
+from tts_host.speakers.catalog import LibraryParts
 from tts_host.speakers.names import check_name
 from tts_host.speakers.records import (
     CONDITIONING_PATH,
@@ -66,7 +67,7 @@ class ImportedVoice:
     files: tuple[FileEntry, ...]
 
 
-class Editing:
+class Editing(LibraryParts):
     """Every write of a record: one transaction each, the journal settled after it."""
 
     def add_base(self, backend: Backend | str, folder: Path | str, name: str | None = None) -> Base:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tts_host.speakers import db
-
+from tts_host.speakers.catalog import LibraryParts
 
 
 @dataclass
@@ -61,7 +61,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class Collector:
+class Collector(LibraryParts):
     """``gc`` and what it would remove (mixed into ``Library``)."""
 
     def gc(self, *, runs: bool = False) -> GcReport:
@@ -91,11 +91,9 @@ class Collector:
                     path.unlink()
             conn.execute("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM manifest_files) "
                          "AND sha256 NOT IN (SELECT sha256 FROM leases)")
-            for tmp in self.blobs.tmp_dir.iterdir():
-                pid = tmp.name.split("-", 1)[0]
-                if pid.isdigit() and not pid_alive(int(pid)):
-                    shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-                    report.temp_files += 1
+            for tmp in self._dead_temp_files():
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+                report.temp_files += 1
         if runs:
             for leftover in work_leftovers(self.home):
                 shutil.rmtree(leftover.path, ignore_errors=True)
@@ -108,10 +106,22 @@ class Collector:
 
     def leftovers(self) -> list[Leftover]:
         """Temp files of dead processes and fine-tune work folders: what ``gc`` (``--runs``) removes."""
+        found = [Leftover(tmp, _bytes_under(tmp), "temp file of a process that is gone")
+                 for tmp in self._dead_temp_files()]
+        found += [Leftover(old, old.stat().st_size, "an index `library recover` replaced (delete it once the "
+                           "recovered library verifies)") for old in sorted(self.root.glob("index.sqlite.broken-*"))]
+        return found + work_leftovers(self.home)
+
+    def _dead_temp_files(self) -> list[Path]:
+        """Temp files in the store and the journal whose writing process is gone."""
         found = []
         for tmp in sorted(self.blobs.tmp_dir.iterdir()):
             pid = tmp.name.split("-", 1)[0]
             if pid.isdigit() and not pid_alive(int(pid)):
-                found.append(Leftover(tmp, _bytes_under(tmp), "temp file of a process that is gone"))
-        return found + work_leftovers(self.home)
+                found.append(tmp)
+        for tmp in sorted(self.journal.dir.glob("*/.*.tmp")):  # .<record>.json.<pid>.tmp
+            pid = tmp.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                found.append(tmp)
+        return found
 

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers import db
+from tts_host.speakers.catalog import LibraryParts
 from tts_host.speakers.hashing import parallel_map, sha256_file
 from tts_host.speakers.index_health import integrity_problems
 from tts_host.speakers.records import (
@@ -20,7 +21,6 @@ from tts_host.speakers.records import (
     Voice,
 )
 from tts_host.speakers.snapshots import KEY_COLUMNS, journal_record
-
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class RepairReport:
     actions: list[str] = field(default_factory=list)
 
 
-class Integrity:
+class Integrity(LibraryParts):
     """Checks of every blob (fast or deep), of the index, and repairs."""
 
     # -- integrity -----------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The :class:`Library`: bases, checkpoints and voices over the blob store and the index.
 
 Open it with ``Library()`` (``$TTS_HOST_HOME``, default the user data directory) or
-``Library(home)``. Every operation is one SQLite transaction; files are staged into the
-blob store first, protected by leases that ``gc`` respects, and referenced by records only
-once they are whole on disk. A crash at any point leaves the previous state. Every record is
+``Library(home)``. Every change of records is one SQLite transaction; files are staged into
+the blob store first, protected by leases (taken in a short transaction of their own) that
+``gc`` respects, and referenced by records only once they are whole on disk. A crash at any point leaves the previous state. Every record is
 also kept in the record journal (:mod:`tts_host.speakers.journal`), from which ``tts-host
 library recover`` rebuilds a lost index; an index that is missing, empty or damaged while the
 library holds files is refused (:mod:`tts_host.speakers.index_health`).

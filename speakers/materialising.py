@@ -11,14 +11,14 @@ from typing import Iterator
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers.blobs import link_or_copy
+from tts_host.speakers.catalog import LibraryParts
 from tts_host.speakers.records import (
     Record,
     check_relative_path,
 )
 
 
-
-class Materialising:
+class Materialising(LibraryParts):
     """Model folders of records, for backends and exports (mixed into ``Library``)."""
 
     def materialise(self, record: Record, dest: Path | str) -> Path:

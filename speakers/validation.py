@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tts_host.errors import ValidationError
+from tts_host.speakers.catalog import LibraryParts
 from tts_host.speakers.hashing import parallel_map, sha256_file
 from tts_host.speakers.records import (
     Base,
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from tts_host.backend import Backend
 
 
-class Validation:
+class Validation(LibraryParts):
     """Re-hash, protected-file and schema checks of a start (a base, checkpoint or voice)."""
 
     def _rehash(self, entry: FileEntry) -> tuple[str, int] | None:
