@@ -24,13 +24,17 @@ from tts_host.speakers import Library  # noqa: E402
 from tts_host.speakers import blobs as blob_module  # noqa: E402
 
 
-def stop_after(owner: object, attribute: str, when: Callable[..., bool] = lambda *args: True) -> None:
-    """Make ``owner.attribute`` stop this process (once) right after a call for which ``when`` holds."""
+def stop_after(owner: object, attribute: str, when: Callable[..., bool] = lambda *args: True,
+               before: bool = False) -> None:
+    """Make ``owner.attribute`` stop this process (once) right after (or before) a call for which ``when`` holds."""
     original = getattr(owner, attribute)
 
     def wrapped(*args, **kwargs):
+        if before and when(*args):
+            setattr(owner, attribute, original)
+            os.kill(os.getpid(), signal.SIGSTOP)
         result = original(*args, **kwargs)
-        if when(*args):
+        if not before and when(*args):
             setattr(owner, attribute, original)
             os.kill(os.getpid(), signal.SIGSTOP)
         return result
@@ -54,7 +58,9 @@ POINTS = {
     "streamed": (blob_module.BlobStore, "stage_stream", lambda *args: True),  # an archive member staged
     "unlinked": (os, "unlink", _under("blobs")),  # gc: the first unused blob deleted
 }
-ACTION = "LIBRARY_CHILD_ACTION"  # add (the default), gc, or import:ARCHIVE
+# A change committed, its record file not yet settled (about to be removed): remove and rename.
+SETTLING = (os, "unlink", lambda path, *rest: _under("records")(path) and f"{os.sep}pending{os.sep}" not in str(path))
+ACTION = "LIBRARY_CHILD_ACTION"  # add (the default), gc, remove, rename, or import:ARCHIVE
 
 
 def main(home: str, point: str, names: list[str]) -> None:
@@ -69,10 +75,16 @@ def main(home: str, point: str, names: list[str]) -> None:
     fsyncs = count_fsyncs(point)
     if point in POINTS:
         stop_after(*POINTS[point])
+    elif point == "settling":
+        stop_after(*SETTLING, before=True)
     action = os.environ.get(ACTION, "add")
     try:
         if action == "gc":
             lib.gc()
+        elif action == "remove":
+            lib.remove_voice(names[0])
+        elif action == "rename":
+            lib.rename_voice(names[0], names[1])
         elif action.startswith("import:"):
             lib.import_voice(action.split(":", 1)[1], names[0])
         else:

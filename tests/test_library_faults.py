@@ -235,3 +235,23 @@ def test_sigkill_during_gc_leaves_the_library_valid(tts_home):
         assert lib.gc().blobs >= 1
         assert lib.blobs.on_disk().keys() == kept | {f.sha256 for f in lib.bases()[0].files}
         assert lib.validate_for_finetune("three")
+
+
+@pytest.mark.parametrize("action", ["remove", "rename"])
+def test_a_change_killed_between_commit_and_settling_is_settled_on_the_next_open(tts_home, action):
+    from tts_host.speakers.recovery import recover
+
+    prepare_home(tts_home)
+    assert run_child(tts_home, "none", "old", "other").wait() == 0
+    names = ["old"] if action == "remove" else ["old", "new"]
+    child = run_child(tts_home, "settling", *names, action=action)
+    wait_stopped(child)  # committed; the record file of 'old' not yet removed
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    expected = ["other"] if action == "remove" else ["new", "other"]
+    with Library(tts_home, host=toy_host()) as lib:
+        assert sorted(v.name for v in lib.voices()) == expected
+        assert lib.index_problems() == []
+    recover(tts_home / "library", force=True)  # the journal now says exactly what the index said
+    with Library(tts_home, host=toy_host()) as lib:
+        assert sorted(v.name for v in lib.voices()) == expected and lib.verify(deep=True) == []

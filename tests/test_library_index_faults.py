@@ -184,3 +184,18 @@ def test_names_are_found_in_any_unicode_spelling(lib, base, speaker_clips):
     lib.rename_voice("cafe2", decomposed)
     lib.remove_voice(decomposed)
     assert lib.voices() == []
+
+
+def test_recover_refuses_a_healthy_index_and_a_library_in_use(populated, tts_home):
+    healthy = run_cli("library", "recover")
+    assert healthy.returncode == 1 and "is healthy: nothing to recover" in healthy.stderr
+    with Library(tts_home, host=toy_host()):
+        busy = run_cli("library", "recover", "--force")
+    assert busy.returncode == 1 and "another tts-host process has the library" in busy.stderr
+    forced = run_cli("library", "recover", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "restored 1 base(s), 2 checkpoint(s), 3 voice(s)" in forced.stdout
+    with Library(tts_home, host=toy_host()) as lib:
+        after = {v.name: (v.checkpoint_id is not None, [f.sha256 for f in lib.files_of(v)]) for v in lib.voices()}
+        ids = sorted(c.id for c in lib.checkpoints())
+    assert after == populated and ids == [1, 2]
