@@ -174,3 +174,52 @@ def test_a_full_disk_while_logging_metrics_is_one_line_from_the_caller(tmp_path,
         for step in range(1, 50):
             logger.log(step, loss=1.0 / step)
     assert thread_errors == []  # no traceback from a background writer thread
+
+
+def test_an_infinite_learning_rate_is_refused_before_any_model_loads(home, data):
+    results = cheap_runs(home, ["finetune", "--backend", "xtts", "--speaker", "L", "--data", str(data["A"]),
+                                "--lr", "inf", "--quiet"],
+                         ["finetune", "--backend", "llasa", "--speaker", "L", "--data", str(data["A"]),
+                          "--lr", "inf", "--quiet"])
+    for result in results:
+        assert result["code"] == 1 and "learning rate must be a positive finite number" in error_line(result["stderr"])
+        assert result["heavy"] == []
+    assert not (home / "work" / "xtts").exists() or not list((home / "work" / "xtts").glob("run-*"))
+
+
+def test_a_finetune_killed_mid_run_leaves_the_library_whole_and_resumes(home, data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tts_host.speakers.library import Library
+
+    config = tmp_path / "save-often.yaml"
+    config.write_text("save_every: 1\n", encoding="utf-8")
+    args = ["finetune", "--backend", "xtts", "--speaker", "K", "--data", str(data["A"]), "--epochs", "4",
+            "--batch-size", "1", "--lr", "1e-3", "--quiet", "--config", str(config)]
+    env = {**os.environ, "TTS_HOST_HOME": str(home)}
+    with Library(home) as library:
+        before = {v.name for v in library.voices()}
+    child = subprocess.Popen([sys.executable, "-m", "tts_host.cli.main", *args], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    saved = []
+    while not saved and child.poll() is None and time.monotonic() < deadline:
+        saved = list((home / "work" / "xtts").glob("run-*/*/state.json")) + \
+            list((home / "work" / "xtts").glob("run-*/state.json"))
+        time.sleep(0.2)
+    assert saved and child.poll() is None, child.communicate()  # killed mid-run, after a saved step
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with Library(home) as library:
+        assert {v.name for v in library.voices()} == before
+        assert library.verify(deep=True) == [] and library.index_problems() == []
+        assert any("fine-tune work folder" in leftover.what for leftover in library.leftovers())
+    resumed = subprocess.run([sys.executable, "-m", "tts_host.cli.main", *args, "--resume"], env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    with Library(home) as library:
+        assert library.model_of(library.voice("K")).training_config["resumed_from"]
+        assert library.verify(deep=True) == []

@@ -49,8 +49,8 @@ class FinetuneSettings:
             check_rank(self.lora_rank)
         if self.batch_size < 1 or self.grad_accumulation < 1 or self.epochs < 1:
             raise TTSHostError("batch size, gradient accumulation and epochs must be at least 1")
-        if self.learning_rate <= 0:
-            raise TTSHostError(f"learning rate must be positive, got {self.learning_rate}")
+        if not 0 < self.learning_rate < math.inf:
+            raise TTSHostError(f"learning rate must be a positive finite number, got {self.learning_rate}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise TTSHostError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
 

@@ -56,8 +56,8 @@ class FinetuneSettings:
             problems.append(f"epochs must be at least 1 (got {self.epochs})")
         if self.batch_size < 1:
             problems.append(f"batch size must be at least 1 (got {self.batch_size})")
-        if not self.lr > 0:
-            problems.append(f"learning rate must be positive (got {self.lr})")
+        if not 0 < self.lr < math.inf:
+            problems.append(f"learning rate must be a positive finite number (got {self.lr})")
         if not 0.0 <= self.replay < 1.0:
             problems.append(f"replay must be a share in [0, 1) (got {self.replay})")
         if self.precision not in PRECISIONS:
