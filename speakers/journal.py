@@ -76,8 +76,8 @@ class RecordJournal:
             return []
         return [p for p in sorted(self.pending_dir.iterdir()) if not p.name.startswith(".") and p != self._pending_file]
 
-    def orphaned_pending(self) -> Iterator[tuple[Path, list[tuple[str, str]]]]:
-        """Pending lists whose writers are gone, each with its keys, locked here while the caller settles it."""
+    def _probe(self, exclusive: bool) -> Iterator[tuple[Path, bool]]:
+        """Each other writer's pending list, and whether its lock could be taken (held while yielded)."""
         for path in self._lists():
             try:
                 fd = os.open(path, os.O_RDONLY)
@@ -85,29 +85,23 @@ class RecordJournal:
                 continue
             try:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                    free = True
                 except BlockingIOError:
-                    continue  # its writer is alive
-                if path.exists():
-                    yield path, _entries(path)
+                    free = False
+                yield path, free
             finally:
                 os.close(fd)
 
+    def orphaned_pending(self) -> Iterator[tuple[Path, list[tuple[str, str]]]]:
+        """Pending lists whose writers are gone, each with its keys, locked here while the caller settles it."""
+        for path, free in self._probe(exclusive=True):
+            if free and path.exists():
+                yield path, _entries(path)
+
     def live_pending_keys(self) -> set[tuple[str, str]]:
         """Keys that writers which are still running are changing right now."""
-        keys: set[tuple[str, str]] = set()
-        for path in self._lists():
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                keys.update(_entries(path))
-            finally:
-                os.close(fd)
-        return keys
+        return {entry for path, free in self._probe(exclusive=False) if not free for entry in _entries(path)}
 
     def _path(self, kind: str, key: str) -> Path:
         if kind not in KINDS:

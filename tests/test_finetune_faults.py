@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from test_speak_faults import cheap_runs, error_line, run_cli
+from cli_helpers import error_line, run_cli_here as run_cli
+from test_speak_faults import cheap_runs
 from tts_host.errors import TTSHostError
 
 TRAIN = ["--epochs", "1", "--batch-size", "2", "--lr", "1e-3", "--quiet"]

@@ -6,7 +6,6 @@ interpreter that then reports whether torch, coqui-tts or transformers were impo
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import io
 import json
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tts_host.cli.main import main
+from cli_helpers import error_line, run_cli_here as run_cli
 from tts_host.speech import speech_seconds_limit
 
 HEAVY = ("torch", "TTS", "transformers")
@@ -56,24 +55,6 @@ def cheap_runs(home: Path, *commands: list[str]) -> list[dict]:
                           env={**os.environ, "TTS_HOST_HOME": str(home)}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """Run the CLI in this process; returns (exit code, stdout, stderr)."""
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
-
-
-def error_line(stderr: str) -> str:
-    """The one ``error:`` line the CLI printed (there must be exactly one, and no traceback)."""
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def pauses(audio: np.ndarray, rate: int) -> int:

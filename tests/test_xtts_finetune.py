@@ -3,8 +3,6 @@ DVAE codes computed once per clip, corruption refused and repaired, exact resume
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import stat
@@ -13,30 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tts_host.cli.main import main
+from cli_helpers import error_line, run_cli_here as run_cli
 from xtts_fixtures import tiny_base_dir  # noqa: F401  (fixture)
 
 CLIPS = 5
 TRAIN_ARGS = ["--epochs", "3", "--batch-size", "2", "--lr", "1e-3", "--quiet"]
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """Run the tts-host CLI in this process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
-
-
-def error_line(stderr: str) -> str:
-    """The one ``error:`` line the CLI printed (there must be exactly one)."""
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 def speaker_folder(speaker_clips, speaker: str, target: Path) -> Path:

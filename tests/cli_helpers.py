@@ -1,0 +1,26 @@
+"""Running the CLI inside the test process, and reading its one error line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from tts_host.cli.main import main
+
+
+def run_cli_here(*args: str) -> tuple[int, str, str]:
+    """Run the tts-host CLI in this process; returns (exit code, stdout, stderr)."""
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def error_line(stderr: str) -> str:
+    """The one ``error:`` line the CLI printed (there must be exactly one, and no traceback)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
