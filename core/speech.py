@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -22,10 +23,12 @@ import numpy as np
 
 from tts_host.errors import TTSHostError
 
-# Slow, careful speech runs at about 10 characters a second (English at 140 words a minute)
-# and Chinese at about 4 characters a second; 0.3 s a character leaves room for both, and the
-# fixed allowance covers a short word said slowly with its pauses.
-SECONDS_PER_CHARACTER = 0.3
+# Slow, careful speech runs at about 10 characters a second in alphabetic scripts (English at
+# 140 words a minute) and about 4 a second in Chinese or Japanese; 0.15 s per character and
+# 0.3 s per wide (CJK) character leave half as much again, and the fixed allowance covers a
+# short word said slowly with its pauses.
+SECONDS_PER_CHARACTER = 0.15
+SECONDS_PER_WIDE_CHARACTER = 0.3
 FIXED_SECONDS = 2.0
 PAUSE_SECONDS = 0.3  # silence between the sentences of a text
 
@@ -54,7 +57,9 @@ SILENT_PEAK = 1e-3  # a reference whose loudest sample is below this (-60 dBFS) 
 
 def speech_seconds_limit(text: str) -> float:
     """The longest speech ``text`` can reasonably need, in seconds."""
-    return FIXED_SECONDS + SECONDS_PER_CHARACTER * len(" ".join(text.split()))
+    spoken = " ".join(text.split())
+    wide = sum(1 for char in spoken if unicodedata.east_asian_width(char) in ("W", "F"))
+    return FIXED_SECONDS + SECONDS_PER_CHARACTER * (len(spoken) - wide) + SECONDS_PER_WIDE_CHARACTER * wide
 
 
 def audio_token_budget(text: str, tokens_per_second: float, ceiling: int) -> int:
