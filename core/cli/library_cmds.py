@@ -337,6 +337,7 @@ def voices_repair(name: str, sources: tuple[Path, ...]) -> None:
 def voices_export(name: str, out: Path, fmt: str, no_base: bool, force: bool) -> None:
     """Export voice NAME to a file (a .ttsvoice archive by default); every file is re-hashed on the way."""
     from tts_host.oserrors import write_error_line
+    from tts_host.speakers.home import default_home
 
     try:
         with open_library() as lib:
@@ -345,6 +346,10 @@ def voices_export(name: str, out: Path, fmt: str, no_base: bool, force: bool) ->
             else:
                 out = lib.export_as(name, fmt, out, force=force)
     except OSError as exc:
+        source = Path(exc.filename) if isinstance(exc.filename, str) else None
+        if source is not None and default_home().resolve() in source.resolve().parents:  # reading the library
+            raise TTSHostError(f"cannot read {source}: {exc.strerror}; `tts-host library verify` checks the "
+                               "library") from exc
         raise TTSHostError(write_error_line(exc, out)) from exc
     written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
     click.echo(f"exported voice '{name}' to {out} ({size_text(written)})")
