@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tts_host.errors import ValidationError
+from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers.catalog import LibraryParts
 from tts_host.speakers.hashing import parallel_map, sha256_file
 from tts_host.speakers.records import (
@@ -53,6 +53,35 @@ class Validation(LibraryParts):
             if actual != (entry.sha256, entry.size):
                 raise ValidationError(entry.path, expected, f"sha256 {actual[0][:16]} ({actual[1]} bytes): the blob is damaged",
                                       subject=subject)
+        self._check_roles(backend, model, base, subject)
+        if dest is not None:
+            self._schema_check(backend, model, base, self.materialise(model, dest), subject)
+        else:
+            with self.materialised(model) as folder:
+                self._schema_check(backend, model, base, folder, subject)
+        return model
+
+    def ready_to_speak(self, voice: Voice | str) -> Model:
+        """Cheap checks before a voice speaks; returns its model.
+
+        Every file of the voice, its model and base passes the fast integrity check (the stat
+        cache: a blob is re-hashed only when its size, mtime or inode changed), and the roles
+        are as a fine-tune needs them (required present, protected the base's). ``verify
+        --deep`` and :meth:`validate_for_finetune` stay the full re-hash.
+        """
+        record = self.resolve(voice)
+        model = self.model_of(record) if isinstance(record, Voice) else record
+        base = model if isinstance(model, Base) else self.base_by_id(model.base_id)
+        subject = record.label if record is model else f"{record.label} ({model.label})"
+        problems = self.verify(record)
+        if problems:
+            raise TTSHostError(f"{subject} cannot speak: {problems[0].line()}; `tts-host voices repair` restores it")
+        self._check_roles(self.backend(model.backend), model, base, subject)
+        return model
+
+    @staticmethod
+    def _check_roles(backend: Backend, model: Model, base: Base, subject: str) -> None:
+        """Every file has a declared role, required roles are present and protected ones are the base's."""
         by_role = {f.role: f for f in model.files}
         base_roles = {f.role: f for f in base.files}
         declared = {r.role: r for r in backend.file_roles()}
@@ -73,12 +102,6 @@ class Validation(LibraryParts):
                     raise ValidationError(entry.path, f"{want} (protected)",
                                           f"sha256 {entry.sha256[:16]}: run `tts-host voices repair` to restore it",
                                           subject=subject)
-        if dest is not None:
-            self._schema_check(backend, model, base, self.materialise(model, dest), subject)
-        else:
-            with self.materialised(model) as folder:
-                self._schema_check(backend, model, base, folder, subject)
-        return model
 
     @staticmethod
     def _schema_check(backend: Backend, model: Model, base: Base, folder: Path, subject: str) -> None:

@@ -169,3 +169,32 @@ def test_bad_reference_clips_are_refused_by_name_before_the_model_loads(home, tm
         assert f"reference clip {ref}" in line and fragment in line, line
         assert result["heavy"] == [], (ref, result["heavy"])
     assert "r2" not in {v["name"] for v in json.loads(results[-1]["stdout"])}
+
+
+@pytest.mark.parametrize("voice", ["x", "l"])
+def test_speak_checks_the_voice_cheaply_and_refuses_a_damaged_file(home, monkeypatch, tmp_path, voice):
+    import shutil
+
+    from library_fixtures import flip_byte
+    from tts_host.speakers import integrity
+    from tts_host.speakers.library import Library
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    monkeypatch.setenv("TTS_HOST_HOME", str(copy))
+    with Library(copy) as library:
+        assert library.verify(deep=True) == []  # fills the stat cache of the copied blobs
+        model_file = next(f for f in library.model_of(library.voice(voice)).files if f.role in ("model", "lm_weights"))
+    hashed = []
+    real = integrity.sha256_file
+    for module in [m for name, m in sys.modules.items() if name.startswith("tts_host.") and hasattr(m, "sha256_file")]:
+        monkeypatch.setattr(module, "sha256_file", lambda path: hashed.append(path) or real(path))
+    code, _, stderr = run_cli("speak", "--voice", voice, "Hi there.", "-o", str(tmp_path / "ok.wav"))
+    assert code == 0, stderr
+    assert hashed == []  # the stat cache vouched for every file: nothing re-hashed
+    with Library(copy) as library:
+        flip_byte(library.blob_path(model_file.sha256), 1000)
+    code, _, stderr = run_cli("speak", "--voice", voice, "Hi there.", "-o", str(tmp_path / "bad.wav"))
+    line = error_line(stderr)
+    assert code == 1 and "cannot speak" in line and model_file.path in line and "damaged" in line, line
+    assert not (tmp_path / "bad.wav").exists()

@@ -217,9 +217,10 @@ def speak_voice(library: Any, voice: str, text: str, out: Path, *, stream: bool 
     check_text(text)
     check_sampling(sampling, zero_means_off=True)
     record = library.voice(voice)
+    model = library.ready_to_speak(record)
     conditioning = library.voice_conditioning(record)
     started = time.perf_counter()
-    with library.materialised(library.model_of(record)) as folder:
+    with library.materialised(model) as folder:
         loaded = load_model(folder)
         options = Sampling.from_generation_config(loaded.model.generation_config, seed=seed, **sampling)
         audio = synthesize(

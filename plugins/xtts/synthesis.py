@@ -189,10 +189,10 @@ def voice_conditioning(library: Any, voice: Any, model_folder: Path) -> dict[str
 def speak_voice(library: Any, voice_name: str, text: str, out: Path, *, language: str | None = None,
                 stream: bool = False, seed: int = 0, bf16: bool = False,
                 sampling: Mapping[str, Any] | None = None) -> SpeechResult:
-    """Check the request, validate the voice's model through the library, synthesise ``text`` and write a 24 kHz wav.
+    """Check the request and the voice's files (the library's cheap check), synthesise ``text``, write a 24 kHz wav.
 
     The text, the language (and its text frontend) and the sampling options are checked before
-    anything is validated or loaded.
+    anything is checked or loaded.
     """
     import tempfile
 
@@ -202,11 +202,11 @@ def speak_voice(library: Any, voice_name: str, text: str, out: Path, *, language
     if voice.backend != "xtts":
         raise TTSHostError(f"voice '{voice_name}' belongs to backend '{voice.backend}', not 'xtts'")
     language = language or voice.language or "en"
-    languages = _listed_languages(library, voice)  # None: unreadable, and the validation below says so
+    languages = _listed_languages(library, voice)  # None: unreadable, and the library check below says so
     check_request(text, language, languages if languages is not None else [language], sampling or {})
     with tempfile.TemporaryDirectory(prefix="tts-host-speak-") as tmp:
         folder = Path(tmp) / "model"
-        library.validate_for_finetune(voice, dest=folder)
+        library.materialise(library.ready_to_speak(voice), folder)
         model = load_xtts(folder)
         conditioning = voice_conditioning(library, voice, folder)
     started = time.perf_counter()
