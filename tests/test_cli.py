@@ -174,3 +174,9 @@ def test_backends_json_lists_each_backend_with_its_components_and_plugin():
     for row in json.loads(result.stdout):
         assert row["distribution"] and row["plugin"] and row["components"]
         assert row["fits"], row["problems"]
+
+
+def test_core_never_imports_a_built_in_plugin():
+    core = Path(__file__).resolve().parents[1] / "core"
+    offenders = [str(p.relative_to(core)) for p in core.rglob("*.py") if "tts_host.plugins" in p.read_text("utf-8")]
+    assert offenders == []  # built-in plugins reach the CLI through hooks, as third-party ones do

@@ -1,4 +1,4 @@
-"""``tts-host finetune``, ``tts-host speak`` and ``tts-host demo``: train a voice, use it, see it all run.
+"""``tts-host finetune`` and ``tts-host speak``: train a voice and use it, for any backend.
 
 ``finetune`` and ``speak`` are generic over backends: they resolve ``--backend`` (or the
 voice's backend) through the plugin host and call the backend's ``finetune`` / ``speak``
@@ -151,16 +151,4 @@ def _speak_to_stdout(speak: Callable[..., Any], library: Any, request: dict[str,
         click.echo(line.replace(str(wav), "standard output"), err=True)
 
 
-@click.command("demo")
-@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=Path(".tts-host-demo"),
-              show_default=True, help="Where the demo keeps its library, speech and outputs.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo_command(workdir: Path, quiet: bool) -> None:
-    """Run the whole job on an embedded default: two espeak-ng voices, a tiny XTTS, A then B from A."""
-    from tts_host.plugins.xtts.demo import run_demo
-
-    for line in run_demo(workdir, progress=not quiet):
-        click.echo(line)
-
-
-COMMANDS = [finetune_command, speak_command, demo_command]
+COMMANDS = [finetune_command, speak_command]

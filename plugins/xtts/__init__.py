@@ -99,3 +99,11 @@ def register_backends(register):
         loader="tts_host.plugins.xtts.backend:XttsBackend",
         description="coqui-tts XTTS v2: GPT fine-tuning on DVAE codes, HiFi-GAN with d-vectors",
     ))
+
+
+@hookimpl
+def register_commands(cli):
+    """``tts-host demo``: the whole job on a tiny XTTS base and espeak-ng speech."""
+    from tts_host.plugins.xtts.cli import demo_command
+
+    cli.add_command(demo_command)
