@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from library_backend import PRESETS, ToyPlugin, write_model  # noqa: E402
 from tts_host.host import PluginHost  # noqa: E402
 from tts_host.speakers import Library  # noqa: E402
-from tts_host.speakers.hashing import sha256_file  # noqa: E402
+from tts_host.hashing import sha256_file  # noqa: E402
 
 
 def toy_library(home: Path) -> Library:

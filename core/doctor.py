@@ -190,7 +190,7 @@ def _existing(path: Path) -> Path:
 
 def check_home(home: Path) -> list[Finding]:
     """``TTS_HOST_HOME``, its free disk, and a quick integrity check of the library in it."""
-    from tts_host.speakers.home import index_path
+    from tts_host.home import index_path
 
     free = shutil.disk_usage(_existing(home)).free
     found = f"{home} ({free / 1024**3:.1f} GiB free)"

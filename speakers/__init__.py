@@ -22,5 +22,6 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(import_module(f"tts_host.speakers.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        return getattr(import_module(f"tts_host.{module}" if module == "home" else f"tts_host.speakers.{module}"), name)
     raise AttributeError(f"module 'tts_host.speakers' has no attribute {name!r}")

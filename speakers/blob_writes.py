@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 from tts_host.speakers import db
 from tts_host.speakers.blobs import StagedBlob
 from tts_host.speakers.catalog import LibraryParts
-from tts_host.speakers.hashing import sha256_file
+from tts_host.hashing import sha256_file
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from tts_host.oserrors import write_errors_reported
-from tts_host.speakers.hashing import CHUNK
+from tts_host.hashing import CHUNK
 
 HEX = frozenset("0123456789abcdef")
 

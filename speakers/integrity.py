@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 from tts_host.errors import TTSHostError
 from tts_host.speakers import db
 from tts_host.speakers.catalog import LibraryParts
-from tts_host.speakers.hashing import parallel_map, sha256_file
+from tts_host.hashing import parallel_map, sha256_file
 from tts_host.speakers.index_health import integrity_problems
 from tts_host.speakers.records import (
     Base,

@@ -25,7 +25,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers import db
@@ -34,7 +34,7 @@ from tts_host.speakers.blobs import BlobStore
 from tts_host.speakers.catalog import Catalog
 from tts_host.speakers.editing import Editing
 from tts_host.speakers.gc import Collector, GcReport, Leftover
-from tts_host.speakers.home import default_home
+from tts_host.home import default_home
 from tts_host.speakers.index_health import hold_library_lock, open_index
 from tts_host.speakers.integrity import Integrity, Problem, RepairReport
 from tts_host.speakers.journal import RecordJournal
@@ -166,12 +166,6 @@ class Library(Catalog, BlobWriter, Editing, Materialising, Validation, Integrity
         from tts_host.speakers.archive import import_voice
 
         return import_voice(self, Path(archive), as_name)
-
-    def voice_rows(self, backend: str | None = None) -> list[dict[str, Any]]:
-        """A light listing of voices (no manifests): name, backend, base, checkpoint, language, created."""
-        from tts_host.speakers.listing import voice_rows
-
-        return voice_rows(self.conn, backend)
 
     def stored_bytes(self) -> int:
         """Bytes of blob files on disk (each shared file counts once)."""

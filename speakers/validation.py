@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers.catalog import LibraryParts
-from tts_host.speakers.hashing import parallel_map, sha256_file
+from tts_host.hashing import parallel_map, sha256_file
 from tts_host.speakers.records import (
     Base,
     FileEntry,

@@ -16,7 +16,7 @@ def doctor_command(as_json: bool) -> None:
     Exits 0 when everything tts-host needs works, 1 otherwise.
     """
     from tts_host.doctor import FAIL, as_dicts, run_checks
-    from tts_host.speakers.home import default_home
+    from tts_host.home import default_home
 
     findings = run_checks(default_home())
     if as_json:

@@ -49,7 +49,7 @@ def library_verify(deep: bool) -> None:
 @click.option("--force", is_flag=True, help="Rebuild even a healthy index from the record journal.")
 def library_recover(force: bool) -> None:
     """Rebuild a missing or damaged index from the record files and blobs (the old index is kept beside it)."""
-    from tts_host.speakers.home import default_home
+    from tts_host.home import default_home
     from tts_host.speakers.recovery import recover
 
     report = recover(default_home() / "library", force=force)
@@ -71,7 +71,7 @@ def library_recover(force: bool) -> None:
 @library_group.command("path")
 def library_path() -> None:
     """Print where the library lives."""
-    from tts_host.speakers.home import default_home, index_path
+    from tts_host.home import default_home, index_path
 
     click.echo(index_path(default_home()).parent)
 

@@ -190,7 +190,7 @@ def voices_group() -> None:
 def voices_list(backend: str | None, as_json: bool) -> None:
     """List the voices in the library."""
     from tts_host.speakers import listing
-    from tts_host.speakers.home import default_home
+    from tts_host.home import default_home
     from tts_host.speakers.index_health import open_index
 
     conn = open_index(default_home() / "library")
@@ -337,7 +337,7 @@ def voices_repair(name: str, sources: tuple[Path, ...]) -> None:
 def voices_export(name: str, out: Path, fmt: str, no_base: bool, force: bool) -> None:
     """Export voice NAME to a file (a .ttsvoice archive by default); every file is re-hashed on the way."""
     from tts_host.oserrors import write_error_line
-    from tts_host.speakers.home import default_home
+    from tts_host.home import default_home
 
     try:
         with open_library() as lib:

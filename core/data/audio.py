@@ -17,6 +17,10 @@ import numpy as np
 
 from tts_host.data.errors import AudioDecodeError, EmptyAudioError
 
+# Decoded by libsndfile (bundled with the soundfile wheel): no FFmpeg needed.
+NATIVE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
+# Decoded through FFmpeg (librosa -> audioread): install FFmpeg for these.
+FFMPEG_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".webm")
 BLOCK_SECONDS = 30.0
 
 
@@ -60,8 +64,6 @@ class AudioReader:
             raw = soundfile.info(str(self.path))
             self.info = AudioInfo(raw.frames, raw.samplerate, raw.channels, raw.subtype)
         except Exception as exc:  # libsndfile refuses it: FFmpeg may still decode it
-            from tts_host.data.ingest import FFMPEG_EXTENSIONS
-
             if self.path.suffix.lower() not in FFMPEG_EXTENSIONS:
                 raise AudioDecodeError(f"{self.path}: cannot decode ({_one_line(exc)})") from None
             self._decoded, rate = _decode_with_ffmpeg(self.path)

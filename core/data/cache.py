@@ -22,22 +22,11 @@ if TYPE_CHECKING:
     import numpy as np
 
 FORMAT = "tts-host-features/1"
-HOME_ENV = "TTS_HOST_HOME"
-
-
-def tts_host_home() -> Path:
-    """``$TTS_HOST_HOME``, or the user's data directory for tts-host."""
-    configured = os.environ.get(HOME_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("tts-host"))
-
-
 def default_cache_root() -> Path:
     """Where features live unless told otherwise: ``$TTS_HOST_HOME/cache/features``."""
-    return tts_host_home() / "cache" / "features"
+    from tts_host.home import default_home
+
+    return default_home() / "cache" / "features"
 
 
 def producer_id(component: str, weights_sha256: str) -> str:

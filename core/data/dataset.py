@@ -199,16 +199,6 @@ def load_prepared(out_dir: Path | str) -> PreparedDataset:
     return dataset
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def file_intact(path: Path, sha256: str, size: int, mtime_ns: int) -> bool:
     """Whether ``path`` still holds the bytes hashed as ``sha256``: a stat match, or a re-hash if only mtime moved."""
     try:
@@ -217,7 +207,9 @@ def file_intact(path: Path, sha256: str, size: int, mtime_ns: int) -> bool:
         return False
     if stat.st_size != size:
         return False
-    return stat.st_mtime_ns == mtime_ns or _sha256(path) == sha256
+    from tts_host.hashing import sha256_file
+
+    return stat.st_mtime_ns == mtime_ns or sha256_file(path)[0] == sha256
 
 
 def _check_clip_files(dataset: PreparedDataset) -> None:

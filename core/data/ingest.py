@@ -11,13 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
+from tts_host.data.audio import FFMPEG_EXTENSIONS, NATIVE_EXTENSIONS
 from tts_host.data.dataset import Reject
 from tts_host.data.errors import DatasetError
 
-# Decoded by libsndfile (bundled with the soundfile wheel): no FFmpeg needed.
-NATIVE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
-# Decoded through FFmpeg (librosa -> audioread): install FFmpeg for these.
-FFMPEG_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".webm")
 AUDIO_EXTENSIONS = NATIVE_EXTENSIONS + FFMPEG_EXTENSIONS
 FORMATS = ("auto", "ljspeech", "coqui", "sovits", "folder")
 COQUI_HEADER = ("audio_file", "text")

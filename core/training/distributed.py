@@ -17,19 +17,6 @@ def is_main_process() -> bool:
     return rank_and_world()[0] == 0
 
 
-def average_across_ranks(value: float) -> float:
-    """The mean of ``value`` over all ranks (the value itself outside ``torchrun``)."""
-    import torch
-    import torch.distributed as dist
-
-    rank, world = rank_and_world()
-    if world == 1:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / world
-
-
 def average_gradients(parameters) -> None:
     """All-reduce and average gradients across ranks (a no-op outside ``torchrun``)."""
     import torch.distributed as dist

@@ -9,7 +9,6 @@ where it ends. A clip whose row exceeds the length cap is skipped with its reaso
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 from tts_host.plugins.llasa.layout import SpeechLayout
 from tts_host.plugins.llasa.prompts import prompt_ids
 from tts_host.plugins.llasa.tokenizer import END_OF_TURN
+from tts_host.hashing import sha256_file
 
 if TYPE_CHECKING:
     from tts_host.data import Clip, FeatureCache
@@ -50,20 +50,11 @@ class Skipped:
     reason: str
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def codec_producer(codec_dir: Path) -> str:
     """The feature-cache producer id of a codec folder: its component name and weights' hash."""
     from tts_host.data import producer_id
 
-    return producer_id(CODEC_COMPONENT, file_sha256(Path(codec_dir) / "model.safetensors"))
+    return producer_id(CODEC_COMPONENT, sha256_file(Path(codec_dir) / "model.safetensors")[0])
 
 
 def clip_codes(clips: Sequence["Clip"], codec_dir: Path, cache: "FeatureCache | None" = None,
