@@ -252,4 +252,4 @@ def run_checks(home: Path) -> list[Finding]:
 
 def as_dicts(findings: list[Finding]) -> list[dict[str, str]]:
     """JSON-ready findings."""
-    return [asdict(f) for f in findings]
+    return [{**asdict(f), "fix": f.fix if f.status in (WARN, FAIL) else ""} for f in findings]

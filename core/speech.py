@@ -86,7 +86,9 @@ def check_sampling(options: dict[str, Any], *, zero_means_off: bool = False) -> 
         if value is None or name not in _SAMPLING_RULES:
             continue
         test, wanted = (_ZERO_MEANS_OFF if zero_means_off and name in _ZERO_MEANS_OFF else _SAMPLING_RULES)[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not test(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TTSHostError(f"--{name.replace('_', '-')} {value}: must be a finite number ({wanted})")
+        if not test(value):
             raise TTSHostError(f"--{name.replace('_', '-')} {value}: must be {wanted}")
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tts_host.speakers.library import Library
 
 ARCHIVE_SUFFIX = ".ttsvoice"
+EXPORT_MARKER = ".tts-host-export"  # in every folder an export writes: what --force may replace
 
 
 def archive_target(out: Path, voice_name: str, force: bool) -> Path:
@@ -37,17 +38,40 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
 
 
-def write_folder(out: Path, force: bool, write: Callable[[Path], Path]) -> Path:
-    """Run ``write(folder)`` for a folder export to ``out``; an existing ``out`` is replaced only with ``force``."""
+def _mark(written: Path) -> Path:
+    """Leave the marker that lets a later ``--force`` export replace this folder."""
+    if written.is_dir():
+        (written / EXPORT_MARKER).write_text("written by `tts-host voices export`\n", encoding="utf-8")
+    return written
+
+
+def _check_replaceable(out: Path, home: Path) -> None:
+    """Refuse to replace the library's home (or what holds it, or lies in it) or a folder that is not an export."""
+    target, home = out.resolve(), home.resolve()
+    if target == home or target in home.parents or home in target.parents:
+        raise TTSHostError(f"{out} holds or lies inside the library home {home}: export somewhere else")
+    if out.is_dir() and not (out / EXPORT_MARKER).is_file():
+        raise TTSHostError(f"{out} is a folder that an export did not write: --force replaces only an earlier "
+                           "export; choose another path")
+
+
+def write_folder(out: Path, force: bool, write: Callable[[Path], Path], home: Path) -> Path:
+    """Run ``write(folder)`` for an export to ``out``; an existing ``out`` is replaced only with ``force``.
+
+    ``force`` replaces a file, or a folder an earlier export wrote (it holds a marker); never the
+    library's home, a folder holding it, or anything inside it.
+    """
+    if out.exists():
+        _check_replaceable(out, home)
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return write(out)
+        return _mark(write(out))
     if not force:
         raise TTSHostError(f"{out} already exists: choose another path, or pass --force to replace it")
     staging = out.with_name(f".{out.name}.{os.getpid()}.new")
     old = out.with_name(f".{out.name}.{os.getpid()}.old")
     _remove(staging)
     try:
-        write(staging)
+        _mark(write(staging))
         out.rename(old)
         staging.rename(out)
     except BaseException:
@@ -72,4 +96,5 @@ def export_format(lib: Library, name: str, fmt: str, out: Path, *, force: bool =
         raise TTSHostError(f"backend '{backend.name}' cannot export format '{fmt}' (formats: {known})")
     conditioning = lib.voice_conditioning(voice)
     with lib.materialised(lib.model_of(voice)) as folder:
-        return write_folder(out, force, lambda target: backend.export(voice, folder, conditioning, fmt, target))
+        return write_folder(out, force, lambda target: backend.export(voice, folder, conditioning, fmt, target),
+                            lib.home)

@@ -53,6 +53,8 @@ def open_index(root: Path) -> sqlite3.Connection:
     """Open the index of the library at ``root``, or raise :class:`IndexDamagedError`."""
     index = root / "index.sqlite"
     journal = RecordJournal(root)
+    if index.exists() and not index.is_file():
+        raise IndexDamagedError(f"library index {index} is not a file: {RECOVER}")
     if not index.is_file() or index.stat().st_size == 0:
         state = "empty" if index.is_file() else "missing"
         blobs = len(BlobStore(root).on_disk()) if (root / "blobs").is_dir() else 0

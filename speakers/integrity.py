@@ -180,31 +180,43 @@ class Integrity(LibraryParts):
             report.actions.append(f"blob {sha[:16]} re-supplied from {supply[sha]}")
         return report
 
-    def index_problems(self, *, deep: bool = False) -> list[str]:
-        """SQLite's check of the index (full with ``deep``), and records the index lacks.
+    def rewrite_missing_records(self) -> list[str]:
+        """Write the record file of every indexed record that has none (or an unreadable one); one line each.
 
-        Runs under the index's write lock and skips keys that running writers are changing, so
-        a write in progress is never reported. A record of the index whose file is missing is
-        rewritten from the index on the way.
+        Runs under the index's write lock and leaves alone the keys running writers are changing.
+        """
+        rewritten = []
+        with db.transaction(self.conn) as conn:
+            busy = self.journal.live_pending_keys()
+            records, _ = self.journal.load()
+            for kind, column in KEY_COLUMNS.items():
+                journaled = {str(r.get(column)) for r in records[kind]}
+                for key, row_id in conn.execute(f"SELECT {column}, id FROM {kind} ORDER BY id").fetchall():
+                    if key not in journaled and (kind, key) not in busy:
+                        journal_record(self.journal, conn, kind, row_id)
+                        rewritten.append(f"rewrote the record file of {kind[:-1]} {key!r} from the index")
+        self.journal.clear_pending()
+        return rewritten
+
+    def index_problems(self, *, deep: bool = False) -> list[str]:
+        """SQLite's check of the index (full with ``deep``), unreadable record files, and records the index lost.
+
+        Runs under the index's write lock and skips keys that running writers are changing, so a
+        write in progress is never reported. Each line says what to do.
         """
         problems = integrity_problems(self.conn, full=deep)
         if problems:
-            return [f"index: {line}" for line in problems]
+            return [f"index: {line} (`tts-host library recover` rebuilds it)" for line in problems]
         with db.transaction(self.conn) as conn:
             busy = self.journal.live_pending_keys()
             records, unreadable = self.journal.load()
-            found = [f"record file {line}" for line in unreadable]
+            found = [f"record file {line}: no record of the index is stored there; remove it" for line in unreadable]
             for kind, column in KEY_COLUMNS.items():
-                indexed = {r[0]: r[1] for r in conn.execute(f"SELECT {column}, id FROM {kind}")}
-                journaled = {str(r.get(column)) for r in records[kind]}
-                for key in sorted(journaled - set(indexed)):
+                indexed = {r[0] for r in conn.execute(f"SELECT {column} FROM {kind}")}
+                for key in sorted({str(r.get(column)) for r in records[kind]} - indexed):
                     if (kind, key) not in busy:
                         found.append(f"{kind[:-1]} {key!r} has a record file but is not in the index: the index "
                                      "lost it (`tts-host library recover --force` rebuilds the index)")
-                for key in sorted(set(indexed) - journaled):
-                    if (kind, key) not in busy:
-                        journal_record(self.journal, conn, kind, indexed[key])
-        self.journal.clear_pending()
         return found
 
 

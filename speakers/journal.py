@@ -74,7 +74,8 @@ class RecordJournal:
     def _lists(self) -> list[Path]:
         if not self.pending_dir.is_dir():
             return []
-        return [p for p in sorted(self.pending_dir.iterdir()) if not p.name.startswith(".") and p != self._pending_file]
+        return [p for p in sorted(self.pending_dir.iterdir())
+                if not p.name.startswith(".") and p != self._pending_file and p.is_file() and not p.is_symlink()]
 
     def _probe(self, exclusive: bool) -> Iterator[tuple[Path, bool]]:
         """Each other writer's pending list, and whether its lock could be taken (held while yielded)."""
@@ -173,6 +174,10 @@ def _entries(path: Path) -> list[tuple[str, str]]:
             kind, key = json.loads(line)
         except (ValueError, TypeError):
             continue
+        try:
+            str(key).encode("utf-8")
+        except UnicodeEncodeError:
+            continue  # no record can have such a key
         if kind in KINDS:
             entries.append((str(kind), str(key)))
     return entries

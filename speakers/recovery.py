@@ -39,6 +39,7 @@ class RecoverReport:
     skipped: list[str] = field(default_factory=list)
     missing_blobs: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)  # records a crashed write was changing
+    unused_blobs: int = 0  # files in the store no record uses (a record file may be gone)
 
 
 def _move_aside(index: Path) -> list[Path]:
@@ -128,6 +129,8 @@ def _rebuild(conn: sqlite3.Connection, records: dict[str, list[dict[str, Any]]],
             (voice.get("id"), voice["name"], voice["backend"], base_id, checkpoint_id, manifest_id, voice.get("language"),
              voice.get("notes", ""), voice["created"]))
         report.voices += 1
+    used = {row[0] for row in conn.execute("SELECT sha256 FROM manifest_files")}
+    report.unused_blobs = sum(1 for sha in blobs.on_disk() if sha not in used)
 
 
 def _settle_into(index: Path, journal: RecordJournal) -> list[str]:

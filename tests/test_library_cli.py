@@ -232,3 +232,36 @@ def test_export_to_an_unwritable_path_is_one_line(site, bo, tmp_path):
     result = cli(site, "voices", "export", "Bo", "-o", str(blocker / "bo.ttsvoice"), ok=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: cannot write {blocker / 'bo.ttsvoice'}: a part of the path is not a folder"
+
+
+def test_force_never_replaces_the_library_or_a_folder_an_export_did_not_write(site, bo, tts_home, tmp_path):
+    for target in (tts_home / "library", tts_home, tmp_path):
+        refused = cli(site, "voices", "export", "Bo", "-o", str(target), "--format", "npz", "--force", ok=False)
+        assert refused.returncode == 1 and "library home" in refused.stderr, refused.stderr
+    assert json.loads(cli(site, "voices", "list", "--json").stdout)[0]["name"] == "Bo"
+    empty = cli(site, "voices", "export", "Bo", "-o", "", ok=False)
+    assert empty.returncode == 2 and "the path is empty" in empty.stderr
+
+
+def test_force_replaces_only_an_earlier_export_folder(tmp_path):
+    from tts_host.errors import TTSHostError
+    from tts_host.speakers.exporting import EXPORT_MARKER, write_folder
+
+    def export(target: Path) -> Path:
+        target.mkdir()
+        (target / "model.bin").write_text("new")
+        return target
+
+    home = tmp_path / "home"
+    out = tmp_path / "out"
+    write_folder(out, False, export, home)
+    assert (out / EXPORT_MARKER).is_file() and (out / "model.bin").read_text() == "new"
+    (out / "model.bin").write_text("old")
+    write_folder(out, True, export, home)
+    assert (out / "model.bin").read_text() == "new"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "precious.txt").write_text("keep")
+    with pytest.raises(TTSHostError, match="an export did not write"):
+        write_folder(mine, True, export, home)
+    assert (mine / "precious.txt").read_text() == "keep"

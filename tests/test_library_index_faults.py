@@ -199,3 +199,36 @@ def test_recover_refuses_a_healthy_index_and_a_library_in_use(populated, tts_hom
         after = {v.name: (v.checkpoint_id is not None, [f.sha256 for f in lib.files_of(v)]) for v in lib.voices()}
         ids = sorted(c.id for c in lib.checkpoints())
     assert after == populated and ids == [1, 2]
+
+
+def test_a_damaged_or_missing_record_file_is_rewritten_from_the_index_and_said(populated, tts_home):
+    records = sorted((tts_home / "library" / "records" / "voices").glob("*.json"))
+    records[0].write_text("garbage")
+    records[1].unlink()
+    first = run_cli("library", "verify")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("rewrote the record file of voice") == 2
+    again = run_cli("library", "verify")
+    assert again.returncode == 0 and "rewrote" not in again.stdout
+
+
+def test_junk_in_the_pending_folder_blocks_nothing(populated, tts_home):
+    pending = tts_home / "library" / "records" / "pending"
+    (pending / "999-abc").mkdir(parents=True)
+    (pending / "998-def").write_text('["voices", "\\ud800"]\n')
+    for command in (["library", "verify"], ["library", "gc"], ["voices", "list"]):
+        result = run_cli(*command)
+        assert result.returncode == 0, (command, result.stderr)
+
+
+def test_recover_warns_about_files_no_record_uses(populated, tts_home):
+    records = tts_home / "library" / "records" / "voices"
+    with Library(tts_home, host=toy_host()) as lib:
+        zero = lib.voice("zero-shot")
+    next(p for p in records.glob("*.json") if '"zero-shot"' in p.read_text()).unlink()
+    for path in index_files(tts_home):
+        path.unlink()
+    result = run_cli("library", "recover")
+    assert result.returncode == 0, result.stderr
+    assert "2 voice(s)" in result.stdout and "file(s) in the store are used by no record" in result.stderr
+    assert zero.files  # its conditioning and reference blobs are still on disk until gc

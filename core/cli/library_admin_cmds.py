@@ -31,6 +31,8 @@ def library_gc(runs: bool) -> None:
 def library_verify(deep: bool) -> None:
     """Check the index and every file in the library; list what gc would remove."""
     with open_library() as lib:
+        for line in lib.rewrite_missing_records():
+            click.echo(line)
         index = lib.index_problems(deep=deep)
         problems = lib.verify(deep=deep)
         leftovers = lib.leftovers()
@@ -39,9 +41,10 @@ def library_verify(deep: bool) -> None:
     for leftover in leftovers:
         click.echo(f"leftover {leftover.path} ({size_text(leftover.bytes)}): {leftover.what}")
     if leftovers:
-        click.echo("`tts-host library gc` removes temp files; `tts-host library gc --runs` also removes work folders")
+        click.echo("`tts-host library gc` removes the temp files, `gc --runs` the work folders too; a replaced "
+                   "index is yours to delete")
     if index and not problems:
-        raise TTSHostError(f"{len(index)} index problem(s): see above; `tts-host library recover` rebuilds the index")
+        raise TTSHostError(f"{len(index)} index problem(s): see above, each with what to do")
     report_problems(problems, "the library")
 
 
@@ -61,6 +64,10 @@ def library_recover(force: bool) -> None:
         click.echo(f"restored as the journal had it, though a write was changing it when it stopped: {line}")
     click.echo(f"restored {report.bases} base(s), {report.checkpoints} checkpoint(s), {report.voices} voice(s) "
                f"over {report.blobs} file(s)")
+    if report.unused_blobs:
+        click.echo(f"warning: {report.unused_blobs} file(s) in the store are used by no record: a record file may "
+                   "be lost with the index (the files stay until `tts-host library gc`; back up library/blobs "
+                   "before running it)", err=True)
     with open_library() as lib:
         problems = lib.verify(deep=True)
     if report.skipped:

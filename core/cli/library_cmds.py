@@ -326,9 +326,16 @@ def voices_repair(name: str, sources: tuple[Path, ...]) -> None:
     report_problems(problems, f"voice '{name}'")
 
 
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    """The path given, refused when empty (``Path("")`` would quietly mean the current folder)."""
+    if not value:
+        raise click.BadParameter("the path is empty")
+    return Path(value)
+
+
 @voices_group.command("export")
 @click.argument("name")
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", "out", required=True, type=click.Path(), callback=_not_empty,
               help="File to write (an existing folder gets NAME.ttsvoice inside it).")
 @click.option("--format", "fmt", default="ttsvoice", show_default=True,
               help="ttsvoice (the library's archive) or a format of the voice's backend.")
