@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -196,3 +197,38 @@ def check_references(references: Sequence[Path], *, min_seconds: float = MIN_REF
         if float(np.abs(audio).max()) < SILENT_PEAK:
             raise TTSHostError(f"reference clip {path}: the audio is silent")
 
+
+@dataclass
+class SpeechResult:
+    """What a backend's ``speak`` wrote and how fast (the same for every backend)."""
+
+    path: Path
+    sample_rate: int
+    seconds: float
+    wall_seconds: float
+    first_audio_seconds: float | None = None  # streamed speech only
+
+    @property
+    def real_time_factor(self) -> float:
+        """Wall time / audio time (below 1 is faster than real time)."""
+        return self.wall_seconds / self.seconds if self.seconds else float("inf")
+
+    def summary_lines(self) -> list[str]:
+        """Lines the CLI prints."""
+        lines = [f"wrote {self.path} ({self.seconds:.2f} s at {self.sample_rate} Hz, "
+                 f"synthesis {self.wall_seconds:.2f} s, real-time factor {self.real_time_factor:.2f})"]
+        if self.first_audio_seconds is not None:
+            lines.append(f"time to first audio: {self.first_audio_seconds:.3f} s")
+        return lines
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write 16-bit PCM through a temp file and rename, so a failed run leaves no half-written wav."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    tmp.replace(path)
+    return path

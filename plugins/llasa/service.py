@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tts_host.errors import TTSHostError
-from tts_host.speech import check_sampling, check_text
+from tts_host.speech import SpeechResult, check_sampling, check_text, write_wav
 from tts_host.training.inputs import check_transcripts, prepared_data, resolve_start
 from tts_host.training.state import check_resume
 from tts_host.plugins.llasa.codec import SAMPLE_RATE
@@ -85,22 +85,6 @@ class WorkerOutcome:
     def summary_lines(self) -> list[str]:
         """Nothing: rank 0 prints the summary."""
         return []
-
-
-@dataclass
-class SpeechResult:
-    """What ``speak`` wrote and how fast."""
-
-    path: Path
-    sample_rate: int
-    seconds: float
-    wall_seconds: float
-
-    def summary_lines(self) -> list[str]:
-        """Lines the CLI prints."""
-        factor = self.wall_seconds / self.seconds if self.seconds else float("inf")
-        return [f"wrote {self.path} ({self.seconds:.2f} s at {self.sample_rate} Hz, synthesis "
-                f"{self.wall_seconds:.2f} s, real-time factor {factor:.2f})"]
 
 
 def _clip_records(dataset: Any) -> list[dict[str, str]]:
@@ -206,7 +190,6 @@ def speak_voice(library: Any, voice: str, text: str, out: Path, *, stream: bool 
     The text and the sampling options are checked before the model loads; the text is spoken a
     sentence at a time (:func:`tts_host.speech.split_text`), joined with short pauses.
     """
-    import soundfile as sf
 
     from tts_host.plugins.llasa.clone import array_text
     from tts_host.plugins.llasa.generate import Sampling
@@ -231,9 +214,4 @@ def speak_voice(library: Any, voice: str, text: str, out: Path, *, stream: bool 
             sampling=options,
         )
     wall = time.perf_counter() - started
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial.wav")
-    sf.write(partial, audio, SAMPLE_RATE, subtype="PCM_16")
-    partial.replace(out)
-    return SpeechResult(out, SAMPLE_RATE, len(audio) / SAMPLE_RATE, wall)
+    return SpeechResult(write_wav(Path(out), audio, SAMPLE_RATE), SAMPLE_RATE, len(audio) / SAMPLE_RATE, wall)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -12,7 +11,7 @@ import numpy as np
 from tts_host.errors import TTSHostError
 from tts_host.plugins.xtts.model import SAMPLE_RATE
 from tts_host.plugins.xtts.text import check_request, text_chunks
-from tts_host.speech import audio_token_budget, check_references, join_speech, pause
+from tts_host.speech import SpeechResult, audio_token_budget, check_references, join_speech, pause, write_wav
 
 
 def conditioning_from_model(model: Any, references: list[Path]) -> dict[str, np.ndarray]:
@@ -62,30 +61,6 @@ def compute_conditioning(model_folder: Path, references: list[Path]) -> dict[str
 
     check_references(references)
     return conditioning_from_model(load_xtts(model_folder), references)
-
-
-@dataclass
-class SpeechResult:
-    """What :func:`speak` wrote and how fast."""
-
-    path: Path
-    sample_rate: int
-    seconds: float
-    wall_seconds: float
-    first_audio_seconds: float | None
-
-    @property
-    def real_time_factor(self) -> float:
-        """Wall time / audio time (below 1 is faster than real time)."""
-        return self.wall_seconds / self.seconds if self.seconds else float("inf")
-
-    def summary_lines(self) -> list[str]:
-        """Lines the CLI prints."""
-        lines = [f"wrote {self.path} ({self.seconds:.2f} s at {self.sample_rate} Hz, "
-                 f"synthesis {self.wall_seconds:.2f} s, real-time factor {self.real_time_factor:.2f})"]
-        if self.first_audio_seconds is not None:
-            lines.append(f"time to first audio: {self.first_audio_seconds:.3f} s")
-        return lines
 
 
 def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *, language: str = "en",
@@ -159,18 +134,6 @@ def _inference_bf16(model: Any, text: str, language: str, latent: Any, speaker: 
     with torch.autocast("cpu", enabled=False):
         wav = model.hifigan_decoder(latents.float(), g=speaker)
     return wav.float().reshape(-1).numpy().astype(np.float32)
-
-
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write 16-bit PCM through a temp file and rename, so a failed run leaves no half-written wav."""
-    import soundfile as sf
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    tmp.replace(path)
-    return path
 
 
 def voice_conditioning(library: Any, voice: Any, model_folder: Path) -> dict[str, np.ndarray]:
