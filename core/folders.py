@@ -1,7 +1,8 @@
-"""Folders written whole or not at all."""
+"""Files and folders written whole or not at all."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -32,3 +33,36 @@ def new_folder(out: Path, what: str = "output folder") -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_file_atomically(path: Path, data: bytes, temp: Path | None = None) -> Path:
+    """Write ``data`` to ``path``: a temp file beside it (``temp``, or a fresh ``.tmp-*``), fsynced, renamed.
+
+    On any failure the temp file is removed and ``path`` keeps its previous content; the rename
+    is made durable by an fsync of the folder. ``OSError`` propagates: callers say what failed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if temp is None:
+        handle, name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        temp = Path(name)
+    else:
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return path

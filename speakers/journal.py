@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+from tts_host.folders import write_file_atomically
 from tts_host.oserrors import write_errors_reported
 from tts_host.speakers.blobs import fsync_dir
 
@@ -114,20 +115,9 @@ class RecordJournal:
         if (kind, key) not in self.pending:
             self.note(kind, key)
         path = self._path(kind, key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         data = json.dumps({"kind": kind, "key": key, "record": payload}, sort_keys=True, ensure_ascii=False)
-        try:
-            with write_errors_reported(self.dir, len(data)):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(tmp, "w", encoding="utf-8") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(path.parent)
+        with write_errors_reported(self.dir, len(data)):  # the temp name tells gc its writer
+            write_file_atomically(path, data.encode("utf-8"), path.with_name(f".{path.name}.{os.getpid()}.tmp"))
 
     def delete(self, kind: str, key: str) -> None:
         """Remove the record file of ``key`` (once the index no longer has the record)."""

@@ -231,4 +231,5 @@ def test_recover_warns_about_files_no_record_uses(populated, tts_home):
     result = run_cli("library", "recover")
     assert result.returncode == 0, result.stderr
     assert "2 voice(s)" in result.stdout and "file(s) in the store are used by no record" in result.stderr
-    assert zero.files  # its conditioning and reference blobs are still on disk until gc
+    with Library(tts_home, host=toy_host()) as lib:  # its own files stay on disk until gc
+        assert all(lib.blob_path(f.sha256).is_file() for f in zero.files) and zero.files

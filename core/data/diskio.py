@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from tts_host.data.errors import DiskFullError
+from tts_host.folders import write_file_atomically
 from tts_host.oserrors import write_errors_reported
 
 def disk_full_reported(path: Path, needed: int | None = None) -> AbstractContextManager[None]:
@@ -17,22 +16,6 @@ def disk_full_reported(path: Path, needed: int | None = None) -> AbstractContext
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path``: a temp file in the same folder, fsynced, then renamed over ``path``.
-
-    Nothing is left half-written: on any failure the temp file is removed. A full disk raises
-    :class:`DiskFullError`.
-    """
+    """:func:`tts_host.folders.write_file_atomically`, a full disk reported as one :class:`DiskFullError`."""
     with disk_full_reported(path, len(data)):
-        handle, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(handle, view):]
-                os.fsync(handle)
-            finally:
-                os.close(handle)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_file_atomically(path, data)
