@@ -164,25 +164,26 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import AutoTokenizer
 
     from tts_host.data import FeatureCache, prepare_dataset
+    from tts_host.hashing import sha256_file
+    from tts_host.host import get_host
     from tts_host.plugins.llasa.base import init_base, quiet_transformers
-    from tts_host.plugins.llasa.codec import XcodecCodec
     from tts_host.plugins.llasa.data import dataset_rows
-    from tts_host.plugins.llasa.layout import SpeechLayout
 
     quiet_transformers()
     work = Path(tempfile.mkdtemp(prefix="llasa-bench-"))
     try:
         base = init_base(args.preset, work / "base")
         data = prepare_dataset(speak_folder(VOICES["A"], work / "speech", SENTENCES[:12]), work / "data", "A", 16000)
-        codec = XcodecCodec(base / "codec")
+        components = get_host().components_for("llasa", base)
+        codec = components["codec"]
         codec_figures = bench_codec(codec, data.clips)
-        tokenizer = AutoTokenizer.from_pretrained(base / "model")
-        layout = SpeechLayout.from_tokenizer(tokenizer)
-        rows, _ = dataset_rows(tokenizer, layout, data.clips, base / "codec", max_length=2048, speaker="A",
-                               cache=FeatureCache(work / "features"), codec=codec)
+        text_encoder = components["text_encoder"]
+        tokenizer, layout = text_encoder.tokenizer, text_encoder.layout
+        codec_sha256, _ = sha256_file(base / "codec" / "model.safetensors")
+        rows, _ = dataset_rows(tokenizer, layout, data.clips, codec_sha256, max_length=2048, codec=lambda: codec,
+                               speaker="A", cache=FeatureCache(work / "features"))
         pad = tokenizer.pad_token_id
         runs: dict[str, list[dict]] = {"ours": [], "plain": []}
         for repeat in range(args.repeats):  # alternate, so a burst of load elsewhere hits both

@@ -43,7 +43,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNTH_TEXT = "The quick brown fox jumps over the lazy dog near the quiet river bank."
-SYNTH_TOKENS = 120  # the same GPT token budget for every synthesis run (random bases rarely stop)
 LR = 5e-6
 
 
@@ -177,44 +176,46 @@ def worker_tts_host(options) -> dict:
     """Seconds per step of tts-host's fine-tune through the library API, and its losses."""
     import torch
 
+    from tts_host.contract import FinetuneRequest
+    from tts_host.host import get_host
     from tts_host.speakers.library import Library
+    from tts_host.training.devices import pick_device, precision_policy
 
     home = Path(options.workdir) / f"home-{os.getpid()}"
     shutil.rmtree(home, ignore_errors=True)
     stamps: list[float] = []
-    losses: list[float] = []
     precision = options.precision or ("fp32" if options.worker == "tts-host-fp32" else "auto")
-    with Library(home) as library:
+    with Library(home, host=get_host()) as library:
         backend = library.backend("xtts")
         library.add_base(backend, options.base, "bench")
         dataset, train, _ = _train_clips(options.data)
         per_epoch = max(1, -(-len(train) // options.batch_size))
-        outcome = backend.finetune(
-            library, speaker="bench", data=Path(options.data), base="bench", batch_size=options.batch_size, lr=LR,
-            epochs=-(-options.steps // per_epoch), max_steps=options.steps, precision=precision,
-            save_every=10**9, progress=False,
-            on_step=lambda step, loss: (stamps.append(time.perf_counter()), losses.append(loss)))
+        request = FinetuneRequest(
+            speaker="bench", data=Path(options.data), base="bench", batch_size=options.batch_size,
+            learning_rate=LR, epochs=-(-options.steps // per_epoch), progress=False,
+            on_step=lambda step, total, loss: stamps.append(time.perf_counter()),
+            settings={"max_steps": options.steps, "precision": precision, "save_every": 10**9})
+        metrics = backend.finetune(library, request).metrics
     shutil.rmtree(home, ignore_errors=True)
-    from tts_host.plugins.xtts.training import use_bf16
-
     return {"steps": len(stamps), "seconds_per_step": step_seconds(stamps), "threads": torch.get_num_threads(),
-            "bf16": use_bf16(precision), "train_loss_first": losses[0], "train_loss_last": losses[-1],
-            "heldout_loss": outcome.metrics["heldout_loss"]}
+            "bf16": precision_policy(precision, pick_device()).name == "bf16",
+            "train_loss_first": metrics["train_loss_first"], "train_loss_last": metrics["train_loss_last"],
+            "heldout_loss": metrics["heldout"]["bench"]["after"]}
 
 
 def worker_loss_check(options) -> dict:
     """coqui's loss and tts-host's loss on coqui's first batch, same weights, fp32, dropout off."""
     import torch
 
+    from tts_host.host import get_host
     from tts_host.plugins.xtts.features import gpt_loss
-    from tts_host.plugins.xtts.model import load_xtts
 
     trainer, model, _, out = coqui_trainer(options.base, options.data, 1, options.batch_size, options.workdir,
                                            restore_threads=True)
     loader = model.get_data_loader(model.config, samples=trainer.train_samples, is_eval=False)
     batch = model.format_batch_on_device(model.format_batch(next(iter(loader))))
     model.xtts.gpt.eval()
-    ours = load_xtts(Path(options.base), for_inference=False).gpt.eval()
+    ours = get_host().components_for("xtts", Path(options.base))["acoustic_model"].gpt.eval()
     with torch.no_grad():
         coqui_batch = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
         _, coqui_losses = model.train_step(coqui_batch, None)
@@ -237,35 +238,42 @@ def worker_synthesis(options) -> dict:
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
-    from tts_host.plugins.xtts.model import load_xtts
-    from tts_host.plugins.xtts.synthesis import compute_conditioning, synthesize
+    from tts_host.contract import SpeakRequest
+    from tts_host.host import get_host
+    from tts_host.plugins.xtts.synthesis import clone_conditioning, synthesize
+    from tts_host.speech import audio_token_budget
 
     _, train, _ = _train_clips(options.data)
-    reference = [Path(train[0].audio_path)]
-    conditioning = compute_conditioning(Path(options.base), reference)
+    components = get_host().components_for("xtts", Path(options.base))
+    conditioning = clone_conditioning(components, [Path(train[0].audio_path)])
+    acoustic = components["acoustic_model"]  # coqui gets the GPT token budget tts-host gives the text
+    budget = audio_token_budget(SYNTH_TEXT, acoustic.codes_per_second, acoustic.max_audio_tokens)
     config = XttsConfig()
     config.load_json(str(Path(options.base) / "config.json"))
     coqui = Xtts(config)
     coqui.load_checkpoint(config, checkpoint_dir=options.base, eval=True)
-    ours = load_xtts(Path(options.base))
+    sampling = {name: getattr(config, name) for name in ("temperature", "top_k", "top_p", "repetition_penalty",
+                                                          "length_penalty")}
     latent = torch.from_numpy(conditioning["gpt_cond_latent"])
     speaker = torch.from_numpy(conditioning["speaker_embedding"])
+    out = Path(options.workdir) / "synthesis.wav"  # SpeakRequest names a file; synthesize writes none
     results = {}
     for run in range(2):  # the first run of each warms up; the second is reported
         torch.manual_seed(0)
         started = time.perf_counter()
-        wav = coqui.inference(SYNTH_TEXT, "en", latent, speaker, max_new_tokens=SYNTH_TOKENS)["wav"]
+        wav = coqui.inference(SYNTH_TEXT, "en", latent, speaker, max_new_tokens=budget, **sampling)["wav"]
         results["coqui"] = {"seconds": time.perf_counter() - started, "audio": len(wav) / 24000}
-        for name, bf16, stream in (("tts-host", False, False), ("tts-host-bf16", True, False),
-                                   ("tts-host-stream", False, True)):
+        for name, precision, stream in (("tts-host", "fp32", False), ("tts-host-bf16", "bf16", False),
+                                        ("tts-host-stream", "fp32", True)):
+            request = SpeakRequest("bench", SYNTH_TEXT, out, stream=stream, precision=precision)
             started = time.perf_counter()
-            audio, first = synthesize(ours, SYNTH_TEXT, conditioning, bf16=bf16, stream=stream,
-                                      max_new_tokens=SYNTH_TOKENS)
-            results[name] = {"seconds": time.perf_counter() - started, "audio": len(audio) / 24000,
-                             "first_audio": first}
+            speech = synthesize(components, conditioning, "en", request)
+            results[name] = {"seconds": time.perf_counter() - started, "audio": len(speech.audio) / speech.sample_rate,
+                             "first_audio": speech.first_chunk_seconds}
     for entry in results.values():
         entry["rtf"] = entry["seconds"] / entry["audio"] if entry["audio"] else float("nan")
     assert all(np.isfinite(v["rtf"]) for v in results.values())
+    results["tokens"] = budget
     return results
 
 
@@ -372,7 +380,8 @@ def main() -> None:
                          f"({(bf16 - fp32) / fp32 * 100:+.2f}%; target within 2%)")
     synth = run_worker("synthesis", options, paths[options.preset], data, 1)
     report["synthesis"] = synth
-    lines.append(f"\n## synthesis, preset {options.preset} ({SYNTH_TOKENS} GPT tokens max, same text and seed)")
+    lines.append(f"\n## synthesis, preset {options.preset} ({synth.get('tokens', '?')} GPT tokens max, "
+                 "same text and seed)")
     if "error" in synth:
         lines.append(f"failed: {synth['error']}")
     else:

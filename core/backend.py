@@ -15,8 +15,8 @@ What the voice library needs from a backend:
 * :meth:`Backend.validate` -- checks a materialised folder (exact state-dict keys and shapes,
   finite values, dtype, config against the recorded architecture) and raises
   :class:`~tts_host.errors.ValidationError` naming the file, the expected and the actual value.
-* :meth:`Backend.conditioning` -- zero-shot cloning for ``voices add``: model folder +
-  reference clips -> named numpy arrays, stored by the library as one safetensors blob.
+* :meth:`Backend.conditioning` -- zero-shot cloning for ``voices add``: components + reference
+  clips -> named numpy arrays, stored by the library as one safetensors blob.
 * :meth:`Backend.export` -- writes a voice in a backend-specific format (``voices export
   --format``); the library's own ``.ttsvoice`` archive needs nothing from the backend.
 """
@@ -26,14 +26,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from tts_host.errors import TTSHostError
+
+from tts_host.contract import CloneRequest, FinetuneRequest, FinetuneResult, SpeakRequest, Speech
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from tts_host.composition import Components
     from tts_host.host import PluginHost
+    from tts_host.speech import SpeechResult
+    from tts_host.training.distributed import Distributed
+    from tts_host.training.job import TrainingJob, TrainingRun
 
 
 @dataclass(frozen=True)
@@ -54,17 +60,106 @@ class FileRole:
 
 
 class Backend(ABC):
-    """Base class of every backend; a :class:`~tts_host.components.BackendFactory` builds one."""
+    """Base class of every backend; a :class:`~tts_host.components.BackendFactory` builds one.
+
+    The calls (:meth:`finetune`, :meth:`speak`, :meth:`clone`) are the same for every backend
+    and run core's workflows; a backend supplies the parts only it knows: its settings, a
+    training run over its components, synthesis with its components, conditioning from
+    reference clips, and the library-facing methods below.
+    """
 
     name: ClassVar[str]
+    training_sample_rate: ClassVar[int] = 0
+    """The rate the fine-tune workflow prepares data at (0: the backend cannot be fine-tuned)."""
+    sampling_options: ClassVar[frozenset[str]] = frozenset()
+    """The :data:`~tts_host.contract.SAMPLING_OPTIONS` its speech takes."""
+    sampling_zero_means_off: ClassVar[bool] = False
+    """Whether temperature 0 means greedy and top-k 0 means no top-k."""
+    streams: ClassVar[bool] = False
+    """Whether its speech can stream (``--stream``)."""
+    speech_roles: ClassVar[tuple[str, ...]] = ()
+    """The component roles its speech uses (built before synthesis is timed)."""
 
     def __init__(self, host: PluginHost | None = None, **options: Any) -> None:
         self.host = host
         self.options = options
 
-    @abstractmethod
+    def host_or_error(self) -> PluginHost:
+        """The host this backend was built by (its components come from it)."""
+        if self.host is None:
+            raise TTSHostError(f"backend '{self.name}' was built without a plugin host: "
+                               "build it with PluginHost.build_backend")
+        return self.host
+
+    # -- the calls ------------------------------------------------------------------------
+    def finetune(self, library: Any, request: FinetuneRequest) -> FinetuneResult:
+        """Fine-tune a new speaker through core's one workflow (:mod:`tts_host.training.workflow`)."""
+        from tts_host.training.workflow import run_finetune
+
+        if not self.training_sample_rate:
+            raise TTSHostError(f"backend '{self.name}' cannot be fine-tuned")
+        return run_finetune(self, library, request)
+
+    def speak(self, library: Any, request: SpeakRequest) -> SpeechResult:
+        """Speak with a library voice through core's speech workflow (:mod:`tts_host.synthesis`)."""
+        from tts_host.synthesis import speak
+
+        return speak(self, library, request)
+
+    def clone(self, library: Any, model: Any, request: CloneRequest) -> Any:
+        """Add a zero-shot voice cloned with ``model`` from reference clips (:mod:`tts_host.cloning`)."""
+        from tts_host.cloning import clone_voice
+
+        return clone_voice(self, library, model, request)
+
+    # -- what the workflows need from a backend --------------------------------------------
+    def training_settings(self, config: Path | None, overrides: Mapping[str, Any]) -> Any:
+        """The backend's settings dataclass: defaults, then the ``config`` YAML, then ``overrides``."""
+        raise TTSHostError(f"backend '{self.name}' cannot be fine-tuned")
+
+    def check_start(self, model: Any, settings: Any) -> None:
+        """Refuse a starting model these settings cannot continue (before data work starts)."""
+
+    def chosen_components(self, config: Path | None, chosen: Mapping[str, str]) -> dict[str, str]:
+        """Components chosen by role: the config YAML's ``components:`` mapping, then ``chosen``."""
+        from tts_host.composition import components_in_config
+
+        return {**components_in_config(config), **dict(chosen)}
+
+    def device_name(self, context: Distributed) -> str:
+        """The torch device this process runs its components on."""
+        from tts_host.training.devices import pick_device
+
+        return str(pick_device(context))
+
+    def speech_device(self) -> str:
+        """The torch device speech and cloning run on: CUDA when present, else the CPU."""
+        from tts_host.training.devices import pick_device
+        from tts_host.training.distributed import Distributed
+
+        return str(pick_device(Distributed()))
+
+    def training_run(self, job: TrainingJob) -> TrainingRun:
+        """The backend's training of ``job`` (held-out loss, train, save)."""
+        raise TTSHostError(f"backend '{self.name}' cannot be fine-tuned")
+
+    def check_speech(self, folder: Path, voice: Any, request: SpeakRequest) -> None:
+        """Refuse a request the voice's model cannot speak, before any model loads (e.g. its language)."""
+
+    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Any,
+                   request: SpeakRequest) -> Speech:
+        """Speech for ``request.text`` with a voice's ``conditioning``, made by ``components``."""
+        raise TTSHostError(f"backend '{self.name}' cannot speak")
+
+    def assemble_base(self, model_dir: Path, parts: Mapping[str, Path], out_dir: Path) -> Path:
+        """A base folder in ``out_dir`` from a published model folder and separate ``parts`` (e.g. ``codec``)."""
+        raise TTSHostError(f"backend '{self.name}' cannot assemble a base from parts")
+
     def presets(self) -> list[str]:
-        """Names of the presets ``init_base`` accepts (e.g. ``tiny``, ``small``, ``v2``)."""
+        """Names of the presets ``init_base`` accepts: the YAML files in ``configs/<name>/`` (e.g. ``tiny``)."""
+        from tts_host.presets import preset_names
+
+        return preset_names(self.name)
 
     @abstractmethod
     def init_base(self, preset: str, out_dir: Path, *, seed: int = 0) -> Path:
@@ -88,11 +183,11 @@ class Backend(ABC):
         actual) on the first problem. Return ``None`` when the folder is sound.
         """
 
-    def conditioning(self, model_folder: Path, references: Sequence[Path]) -> dict[str, np.ndarray]:
-        """Zero-shot clone: speaker conditioning computed from reference clips.
+    def conditioning(self, components: Components, request: CloneRequest) -> dict[str, np.ndarray]:
+        """Zero-shot clone: speaker conditioning computed from ``request.references`` by ``components``.
 
-        ``model_folder`` is a materialised base or checkpoint; the returned arrays (e.g.
-        ``gpt_cond_latent``, ``speaker_embedding``) are stored with the voice as safetensors.
+        The returned arrays (e.g. ``gpt_cond_latent``, ``speaker_embedding``) are stored with the
+        voice as safetensors.
         """
         raise TTSHostError(f"backend '{self.name}' cannot clone a voice from reference clips")
 

@@ -13,7 +13,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import pluggy
 
@@ -28,6 +29,8 @@ from tts_host.errors import CompositionError, PluginError, TTSHostError
 
 if TYPE_CHECKING:
     import click
+
+    from tts_host.composition import Components
 
 ENTRY_POINT_GROUP = "tts_host"
 PLUGINS_ENV = "TTS_HOST_PLUGINS"
@@ -272,6 +275,43 @@ class PluginHost:
         if problems:
             raise CompositionError(f"backend '{name}': " + "; ".join(problems))
         return self.backend(name).factory.build(host=self, **options)
+
+    def choose_components(self, backend_name: str, chosen: Mapping[str, str] | None = None) -> dict[str, ComponentFactory]:
+        """A backend's components by role, with ``chosen`` ``{role: name}`` in place of the declared ones.
+
+        A role the backend lacks, a component that is not installed or is of another kind, and a
+        composition that does not fit are each a one-line :class:`CompositionError`.
+        """
+        factory: BackendFactory = self.backend(backend_name).factory
+        chosen = dict(chosen or {})
+        unknown = sorted(set(chosen) - set(factory.components))
+        if unknown:
+            raise CompositionError(f"backend '{backend_name}' has no component role '{unknown[0]}' "
+                                   f"(roles: {', '.join(factory.components)})")
+        resolved: dict[str, ComponentFactory] = {}
+        for role, (kind, declared) in factory.components.items():
+            name = chosen.get(role, declared)
+            found = self._registry.get((kind, name))
+            if found is None:
+                other = next((r for (k, n), r in self._registry.items() if n == name and k != "backend"), None)
+                if other is not None:
+                    raise CompositionError(f"{other.factory.label()} cannot be the {role.replace('_', ' ')} of "
+                                           f"backend '{backend_name}': that role needs a {kind.replace('_', ' ')}")
+                available = ", ".join(r.name for r in self.components(kind)) or "none"
+                raise CompositionError(f"no {kind.replace('_', ' ')} named '{name}' is installed "
+                                       f"(installed: {available})")
+            resolved[role] = found.factory
+        problems = composition_problems(resolved, factory.connections)
+        if problems:
+            raise CompositionError(f"backend '{backend_name}': " + "; ".join(problems))
+        return resolved
+
+    def components_for(self, backend_name: str, model_folder: Path, chosen: Mapping[str, str] | None = None,
+                       *, device: str = "cpu") -> "Components":
+        """The fitted components of a backend for one model folder (built when first used)."""
+        from tts_host.composition import Components
+
+        return Components(backend_name, Path(model_folder), self.choose_components(backend_name, chosen), device)
 
     def add_commands(self, cli: "click.Group") -> None:
         """Let every plugin add CLI commands; a plugin that fails is reported and skipped."""

@@ -1,7 +1,9 @@
 """Runtime interfaces of the five component kinds.
 
-A factory's ``build()`` returns an object that satisfies one of these protocols. Audio is
-mono float32 numpy at the component's own ``sample_rate``; tokens are integer numpy arrays.
+A factory's loader, called as ``loader(model_folder=FOLDER, device=DEVICE)``, returns an object
+that satisfies its kind's protocol; :class:`tts_host.composition.Components` checks it when the
+component is built. Audio is mono float32 numpy at the component's own ``sample_rate``; tokens
+are integer numpy arrays.
 """
 
 from __future__ import annotations

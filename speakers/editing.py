@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -113,18 +111,6 @@ class Editing(LibraryParts):
             return base_id
 
         return self.base_by_id(self._store(list(staged.values()), write))
-
-    def init_base(self, backend: Backend | str, preset: str, name: str | None = None, *, seed: int = 0) -> Base:
-        """Build a base with the backend's ``init_base`` (random weights) and add it."""
-        backend = self.backend(backend)
-        if preset not in backend.presets():
-            raise TTSHostError(
-                f"backend '{backend.name}' has no preset '{preset}' (presets: {', '.join(backend.presets()) or 'none'})"
-            )
-        name = check_name(name or f"{backend.name}-{preset}", "base")
-        with tempfile.TemporaryDirectory(dir=self.blobs.tmp_dir, prefix=f"{os.getpid()}-init-") as tmp:
-            folder = backend.init_base(preset, Path(tmp) / name, seed=seed)
-            return self.add_base(backend, folder, name)
 
     def remove_base(self, name: str) -> None:
         """Remove a base; refused while any checkpoint or voice depends on it."""
@@ -258,29 +244,6 @@ class Editing(LibraryParts):
 
         self._store(list(staged.values()), write)
         return self.voice(name)
-
-    def clone_voice(
-        self,
-        name: str,
-        backend: Backend | str,
-        model: Model,
-        references: Sequence[Path | str],
-        language: str | None = None,
-        notes: str = "",
-    ) -> Voice:
-        """Zero-shot clone: the backend computes conditioning from ``references`` with ``model``."""
-        name = check_name(name, "voice")
-        if self.has_voice(name):  # before any model loads
-            raise TTSHostError(f"a voice named '{name}' already exists (rename or remove it first)")
-        if not references:
-            raise TTSHostError("cloning a voice needs at least one reference clip (--ref)")
-        for ref in references:
-            if not Path(ref).is_file():
-                raise TTSHostError(f"reference clip {ref} does not exist or is not a file")
-        backend = self.backend(backend)
-        with self.materialised(model) as folder:
-            conditioning = backend.conditioning(folder, [Path(r) for r in references])
-        return self.add_voice(name, backend, model, conditioning, references, language, notes)
 
     def set_voice_model(self, name: str, model: Model, conditioning: Mapping[str, np.ndarray] | None = None) -> Voice:
         """Move voice ``name`` to another model of the same base (e.g. a later sequential fine-tune).

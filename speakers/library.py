@@ -127,14 +127,18 @@ class Library(Catalog, BlobWriter, Editing, Materialising, Validation, Integrity
 
     # -- backends ------------------------------------------------------------------------
     def backend(self, backend: Backend | str) -> Backend:
-        """A backend object: ``backend`` itself, or the installed backend of that name."""
+        """A backend object: ``backend`` itself, or the backend of that name from the library's host.
+
+        The library runs no model: it asks a backend only for its file roles, architecture
+        record, validation and export, so that what it stores is what that backend declares.
+        """
         if not isinstance(backend, str):
             return backend
         if backend not in self._backends:
             if self._host is None:
-                from tts_host.host import get_host
-
-                self._host = get_host()
+                raise TTSHostError(f"this library was opened without a plugin host, so backend '{backend}' cannot "
+                                   "be found by name: open it with Library(home, host=PluginHost().load()) "
+                                   "or pass the Backend object")
             self._backends[backend] = self._host.build_backend(backend)
         return self._backends[backend]
 

@@ -50,6 +50,12 @@ class Materialising(LibraryParts):
     @contextmanager
     def materialised(self, record: Record) -> Iterator[Path]:
         """A temporary materialised folder of ``record``, removed afterwards."""
-        with tempfile.TemporaryDirectory(dir=self.blobs.tmp_dir, prefix=f"{os.getpid()}-model-") as tmp:
-            yield self.materialise(record, Path(tmp) / "model")
+        with self.scratch_folder("model") as tmp:
+            yield self.materialise(record, tmp / "model")
+
+    @contextmanager
+    def scratch_folder(self, purpose: str) -> Iterator[Path]:
+        """An empty temporary folder on the library's disk (files made there can be stored as hard links)."""
+        with tempfile.TemporaryDirectory(dir=self.blobs.tmp_dir, prefix=f"{os.getpid()}-{purpose}-") as tmp:
+            yield Path(tmp)
 

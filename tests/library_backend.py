@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -126,9 +126,10 @@ class ToyBackend(Backend):
                 if not np.isfinite(array).all():
                     raise ValidationError(file, f"{key} with finite values", "NaN or infinite values")
 
-    def conditioning(self, model_folder: Path, references: Sequence[Path]) -> dict[str, np.ndarray]:
+    def conditioning(self, components: Any, request: Any) -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
 
+        model_folder, references = components.folder, request.references
         weights = load_file(str(model_folder / "model.safetensors"))
         stats = load_file(str(model_folder / "stats.safetensors"))
         bands = stats["mean"].shape[0]

@@ -60,3 +60,24 @@ def embedding(seed: int, dim: int = 8) -> dict[str, np.ndarray]:
     """Conditioning arrays for a voice added without a reference clip."""
     rng = np.random.default_rng(seed)
     return {"speaker_embedding": rng.standard_normal(dim).astype(np.float32)}
+
+
+def clone(lib: Library, name: str, backend: str, model, references, language: str | None = None, notes: str = ""):
+    """Clone voice ``name`` with ``backend`` (a name in the library's host) through the cloning workflow."""
+    from tts_host.contract import CloneRequest
+
+    return lib.backend(backend).clone(lib, model, CloneRequest(name, list(references), language=language, notes=notes))
+
+
+def open_library(home: Path) -> Library:
+    """The library under ``home`` with the process's plugin host (the built-in backends and installed plugins)."""
+    from tts_host.host import get_host
+
+    return Library(home, host=get_host())
+
+
+def init_base(lib: Library, backend: str, preset: str, name: str | None = None, *, seed: int = 0):
+    """Build and add ``backend``'s base ``preset`` (random weights)."""
+    from tts_host.bases import init_base as build
+
+    return build(lib, lib.backend(backend), preset, name, seed=seed)

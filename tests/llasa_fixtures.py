@@ -53,3 +53,13 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory):
     if "cache" not in _BUILT:
         _BUILT["cache"] = tmp_path_factory.mktemp("llasa-features")
     return FeatureCache(_BUILT["cache"])
+
+
+def base_rows(tokenizer, layout, clips, base: Path, **options):
+    """``dataset_rows`` of ``clips`` with the codec of base folder ``base`` (built only if a clip is not cached)."""
+    from tts_host.hashing import sha256_file
+    from tts_host.plugins.llasa.codec import codec_component
+    from tts_host.plugins.llasa.data import dataset_rows
+
+    sha = sha256_file(base / "codec" / "model.safetensors")[0]
+    return dataset_rows(tokenizer, layout, clips, sha, codec=lambda: codec_component(base), **options)

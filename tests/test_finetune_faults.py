@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from library_fixtures import init_base, open_library
 from cli_helpers import error_line, run_cli_here as run_cli
 from test_speak_faults import cheap_runs
 from tts_host.errors import TTSHostError
@@ -36,12 +37,11 @@ def full_disk_torch_save(_obj, handle, *_args, **_kwargs):
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     """A library with one tiny XTTS base and one tiny Llasa base."""
-    from tts_host.speakers.library import Library
 
     home = tmp_path_factory.mktemp("finetune-faults") / "home"
-    with Library(home) as library:
-        library.init_base("xtts", "tiny", "xtts-tiny")
-        library.init_base("llasa", "tiny", "llasa-tiny")
+    with open_library(home) as library:
+        init_base(library, "xtts", "tiny", "xtts-tiny")
+        init_base(library, "llasa", "tiny", "llasa-tiny")
     return home
 
 
@@ -96,7 +96,6 @@ def test_clips_without_transcripts_are_refused_unless_allowed(home, data, monkey
 
 @pytest.mark.parametrize("backend", ["xtts", "llasa"])
 def test_a_rerun_of_an_interrupted_finetune_needs_resume_or_restart(home, data, monkeypatch, backend):
-    from tts_host.speakers.library import Library
 
     # XTTS saves its state when interrupted; Llasa every save_every steps (not part of what must match to resume).
     stop_at, extra = (1, {}) if backend == "xtts" else (2, {"save_every": 1})
@@ -105,10 +104,13 @@ def test_a_rerun_of_an_interrupted_finetune_needs_resume_or_restart(home, data, 
         if step == stop_at:
             raise KeyboardInterrupt  # as Ctrl-C
 
+    from tts_host.contract import FinetuneRequest
+
     speaker = f"I{backend}"
-    with Library(home) as library, pytest.raises(KeyboardInterrupt):
-        library.backend(backend).finetune(library, speaker=speaker, data=data["A"], epochs=1, batch_size=2, lr=1e-3,
-                                          progress=False, on_step=interrupt, **extra)
+    request = FinetuneRequest(speaker, data["A"], epochs=1, batch_size=2, learning_rate=1e-3, progress=False,
+                              on_step=interrupt, settings=extra)
+    with open_library(home) as library, pytest.raises(KeyboardInterrupt):
+        library.backend(backend).finetune(library, request)
     [refused] = cheap_runs(home, finetune_args(speaker, data["A"], backend=backend))
     line = error_line(refused["stderr"])
     assert refused["code"] == 1 and "saved its progress at step 1" in line, line
@@ -117,7 +119,7 @@ def test_a_rerun_of_an_interrupted_finetune_needs_resume_or_restart(home, data, 
     monkeypatch.setenv("TTS_HOST_HOME", str(home))
     code, stdout, stderr = run_cli(*finetune_args(speaker, data["A"], "--restart", backend=backend))
     assert code == 0, stderr
-    with Library(home) as library:
+    with open_library(home) as library:
         checkpoint = library.model_of(library.voice(speaker))
         assert not checkpoint.training_config["resumed_from"]  # started again from step 0
     assert not [p for p in (home / "work" / backend).iterdir() if p.name.startswith("run-")]
@@ -126,17 +128,16 @@ def test_a_rerun_of_an_interrupted_finetune_needs_resume_or_restart(home, data, 
 def test_a_full_disk_while_saving_training_state_is_one_line_and_leaves_nothing(home, data, monkeypatch, tmp_path):
     import safetensors.torch
 
-    from tts_host.speakers.library import Library
 
     monkeypatch.setenv("TTS_HOST_HOME", str(home))
     monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
     code, _, stderr = run_cli(*finetune_args("F", data["A"], "--log-dir", str(tmp_path / "logs")))
     line = error_line(stderr)
     assert code == 1
-    assert re.search(r"cannot write \S+/work/xtts/run-[0-9a-f]+(-best)?: no space left on device "
+    assert re.search(r"cannot write \S+/work/xtts/run-[0-9a-f]+/state(-best)?: no space left on device "
                      r"\([\d.]+ [KMGT]?i?B free there\)", line), line
     assert not [p for p in (home / "work").rglob("*") if ".partial" in p.name or "start-F" in p.name]
-    with Library(home) as library:
+    with open_library(home) as library:
         assert "F" not in {v.name for v in library.voices()}
         assert not [c for c in library.checkpoints() if "F" in c.speakers]
 
@@ -194,14 +195,13 @@ def test_a_finetune_killed_mid_run_leaves_the_library_whole_and_resumes(home, da
     import sys
     import time
 
-    from tts_host.speakers.library import Library
 
     config = tmp_path / "save-often.yaml"
     config.write_text("save_every: 1\n", encoding="utf-8")
     args = ["finetune", "--backend", "xtts", "--speaker", "K", "--data", str(data["A"]), "--epochs", "4",
             "--batch-size", "1", "--lr", "1e-3", "--quiet", "--config", str(config)]
     env = {**os.environ, "TTS_HOST_HOME": str(home)}
-    with Library(home) as library:
+    with open_library(home) as library:
         before = {v.name for v in library.voices()}
     child = subprocess.Popen([sys.executable, "-m", "tts_host.cli.main", *args], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -214,13 +214,13 @@ def test_a_finetune_killed_mid_run_leaves_the_library_whole_and_resumes(home, da
     assert saved and child.poll() is None, child.communicate()  # killed mid-run, after a saved step
     child.send_signal(signal.SIGKILL)
     child.wait()
-    with Library(home) as library:
+    with open_library(home) as library:
         assert {v.name for v in library.voices()} == before
         assert library.verify(deep=True) == [] and library.index_problems() == []
         assert any("fine-tune work folder" in leftover.what for leftover in library.leftovers())
     resumed = subprocess.run([sys.executable, "-m", "tts_host.cli.main", *args, "--resume"], env=env,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    with Library(home) as library:
+    with open_library(home) as library:
         assert library.model_of(library.voice("K")).training_config["resumed_from"]
         assert library.verify(deep=True) == []

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from library_backend import finetune_weights
-from library_fixtures import base, base_folder, embedding, flip_byte, lib, toy_host, truncate  # noqa: F401
+from library_fixtures import base, base_folder, clone, embedding, flip_byte, lib, toy_host, truncate  # noqa: F401
 from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers import Library
 
@@ -24,7 +24,7 @@ def alice(lib, base, base_folder, tmp_path, speaker_clips):
     """Voice 'alice' on a checkpoint of the tiny base, cloned from a real clip."""
     ckpt = lib.add_checkpoint("toy", base, None, ["alice"],
                               {"model": finetune_weights(base_folder, tmp_path / "m.safetensors", 1)})
-    return lib.clone_voice("alice", "toy", ckpt, [speaker_clips("A", 1)[0][0]])
+    return clone(lib, "alice", "toy", ckpt, [speaker_clips("A", 1)[0][0]])
 
 
 def entry(lib, voice, role):

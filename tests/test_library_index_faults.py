@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from library_backend import finetune_weights
-from library_fixtures import base, base_folder, lib, toy_host  # noqa: F401
+from library_fixtures import base, base_folder, clone, lib, toy_host  # noqa: F401
 from plugin_dists import run_cli
 from tts_host.speakers import Library
 from tts_host.speakers.index_health import IndexDamagedError
@@ -23,9 +23,9 @@ def populated(lib, base, base_folder, tmp_path, speaker_clips):
     second = lib.add_checkpoint("toy", base, first, ["alice", "bob"],
                                 {"model": finetune_weights(base_folder, tmp_path / "b.safetensors", 2)})
     clip = speaker_clips("A", 1)[0][0]
-    lib.clone_voice("alice", "toy", first, [clip])
-    lib.clone_voice("bob", "toy", second, [clip])
-    lib.clone_voice("zero", "toy", base, [clip])
+    clone(lib, "alice", "toy", first, [clip])
+    clone(lib, "bob", "toy", second, [clip])
+    clone(lib, "zero", "toy", base, [clip])
     lib.rename_voice("zero", "zero-shot")
     state = {v.name: (v.checkpoint_id is not None, [f.sha256 for f in lib.files_of(v)]) for v in lib.voices()}
     lib.close()
@@ -114,8 +114,8 @@ def test_recover_brings_back_every_base_checkpoint_and_voice(populated, tts_home
 
 
 def test_a_removed_voice_stays_removed_after_recovery(lib, base, speaker_clips, tts_home):
-    lib.clone_voice("gone", "toy", base, [speaker_clips("A", 1)[0][0]])
-    lib.clone_voice("kept", "toy", base, [speaker_clips("B", 1)[0][0]])
+    clone(lib, "gone", "toy", base, [speaker_clips("A", 1)[0][0]])
+    clone(lib, "kept", "toy", base, [speaker_clips("B", 1)[0][0]])
     lib.remove_voice("gone")
     lib.close()
     for path in index_files(tts_home):
@@ -178,7 +178,7 @@ def test_fine_tune_work_folders_are_listed_and_removed_only_when_asked(populated
 def test_names_are_found_in_any_unicode_spelling(lib, base, speaker_clips):
     composed, decomposed = "café", unicodedata.normalize("NFD", "café")
     assert composed != decomposed
-    lib.clone_voice(composed, "toy", base, [speaker_clips("A", 1)[0][0]])
+    clone(lib, composed, "toy", base, [speaker_clips("A", 1)[0][0]])
     assert lib.voice(decomposed).name == composed
     lib.rename_voice(decomposed, "cafe2")
     lib.rename_voice("cafe2", decomposed)

@@ -42,7 +42,7 @@ def test_init_finetune_lora_speak_clone_export(tmp_path_factory, speaker_clips, 
                             "--from", "A", "--lora", "0", *common), "LoRA rank must be a positive integer")
     out = _ok(run_cli("finetune", "--backend", "llasa", "--speaker", "B", "--data", str(data_b), "--from", "A",
                       "--lora", "4", "--lr", "1e-2", "--replay", "0.25", *common))
-    assert "LoRA rank 4" in out and "held-out loss of A:" in out
+    assert "LoRA rank 4" in out and "earlier speaker A: held-out loss" in out
 
     wav = tmp_path / "b.wav"
     _ok(run_cli("speak", "--voice", "B", "The quick brown fox.", "-o", str(wav), "--max-length", "400",

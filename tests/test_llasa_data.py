@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llasa_fixtures import prepared_speaker, tiny_base  # noqa: F401  (fixture)
-from tts_host.plugins.llasa.data import IGNORE, Skipped, build_rows, dataset_rows
+from llasa_fixtures import base_rows, prepared_speaker, tiny_base  # noqa: F401  (fixture)
+from tts_host.plugins.llasa.data import IGNORE, Skipped, build_rows
 
 
 @pytest.fixture
@@ -62,10 +62,10 @@ def test_codes_are_computed_once_per_clip_through_the_feature_cache(tmp_path_fac
     data = prepared_speaker(tmp_path_factory, speaker_clips, "A")
     cache = FeatureCache(tmp_path / "features")
     clips = data.train[:3]
-    first, _ = dataset_rows(tokenizer, layout, clips, tiny_base / "codec", max_length=2048, cache=cache)
+    first, _ = base_rows(tokenizer, layout, clips, tiny_base, max_length=2048, cache=cache)
     assert (cache.stats.computed, cache.stats.hits) == (3, 0)
     reopened = FeatureCache(tmp_path / "features")
-    again, _ = dataset_rows(tokenizer, layout, clips, tiny_base / "codec", max_length=2048, cache=reopened)
+    again, _ = base_rows(tokenizer, layout, clips, tiny_base, max_length=2048, cache=reopened)
     assert (reopened.stats.computed, reopened.stats.hits) == (0, 3)
     assert [r.input_ids for r in again] == [r.input_ids for r in first]
     assert len(list((tmp_path / "features").rglob("*.safetensors"))) == 3

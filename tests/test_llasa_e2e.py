@@ -12,9 +12,15 @@ import pytest
 import soundfile as sf
 
 from llasa_fixtures import prepared_speaker, tiny_base_path
+from tts_host.contract import CloneRequest, FinetuneRequest, SpeakRequest
 from tts_host.errors import TTSHostError
 
-SETTINGS = dict(epochs=3, batch_size=2, lr=2e-3, progress=False)
+SETTINGS = dict(epochs=3, batch_size=2, learning_rate=2e-3, progress=False)
+
+
+def request(speaker: str, data: Path, **options) -> FinetuneRequest:
+    """A fine-tune request with the test's settings (``options`` override them)."""
+    return FinetuneRequest(speaker, data, **{**SETTINGS, **options})
 
 
 @pytest.fixture(scope="module")
@@ -22,20 +28,21 @@ def trained(tmp_path_factory, speaker_clips):
     """A library with the tiny base and four fine-tuned voices (A, B from A; C, D from C with LoRA)."""
     import os
 
+    from tts_host.host import get_host
     from tts_host.speakers.library import Library
 
     home = tmp_path_factory.mktemp("llasa-home")
     previous = os.environ.get("TTS_HOST_HOME")
     os.environ["TTS_HOST_HOME"] = str(home)
     data = {name: prepared_speaker(tmp_path_factory, speaker_clips, name).root for name in "ABCD"}
-    library = Library(home)
+    library = Library(home, host=get_host())
     base = library.add_base("llasa", tiny_base_path(tmp_path_factory), "llasa-tiny")
     backend = library.backend("llasa")
     outcomes = {
-        "A": backend.finetune(library, speaker="A", data=data["A"], **SETTINGS),
-        "B": backend.finetune(library, speaker="B", data=data["B"], start="A", replay=0.3, **SETTINGS),
-        "C": backend.finetune(library, speaker="C", data=data["C"], lora=4, **{**SETTINGS, "lr": 1e-2}),
-        "D": backend.finetune(library, speaker="D", data=data["D"], start="C", lora=4, **{**SETTINGS, "lr": 1e-2}),
+        "A": backend.finetune(library, request("A", data["A"])),
+        "B": backend.finetune(library, request("B", data["B"], start="A", replay=0.3)),
+        "C": backend.finetune(library, request("C", data["C"], lora_rank=4, learning_rate=1e-2)),
+        "D": backend.finetune(library, request("D", data["D"], start="C", lora_rank=4, learning_rate=1e-2)),
     }
     yield library, base, backend, outcomes, data
     library.close()
@@ -54,14 +61,14 @@ def test_each_fine_tune_lowers_the_loss_and_records_lineage(trained):
     for name, outcome in outcomes.items():
         losses, epoch = outcome.metrics["losses"], outcome.metrics["steps"] // 3
         assert sum(losses[-epoch:]) < sum(losses[:epoch]), name  # last epoch below the first
-        assert outcome.metrics["heldout_after"][name] < outcome.metrics["heldout_before"][name], name
+        assert outcome.metrics["heldout"][name]["after"] < outcome.metrics["heldout"][name]["before"], name
         assert library.voice(name).checkpoint_id == outcome.checkpoint.id
     assert list(outcomes["B"].checkpoint.speakers) == ["A", "B"]
     assert outcomes["B"].checkpoint.parent_id == outcomes["A"].checkpoint.id
     # B from A measured A's held-out loss before and after.
-    assert set(outcomes["B"].metrics["heldout_before"]) == {"A", "B"}
-    assert set(outcomes["B"].metrics["heldout_after"]) == {"A", "B"}
-    assert outcomes["B"].metrics["replayed_rows"] > 0
+    assert set(outcomes["B"].metrics["heldout"]) == {"A", "B"}
+    assert set(outcomes["B"].metrics["forgetting"]) == {"A"}
+    assert outcomes["B"].metrics["backend"]["replayed_rows"] > 0
 
 
 def test_protected_files_stay_the_base_blobs_and_lora_voices_share_the_lm(trained):
@@ -85,7 +92,8 @@ def test_every_voice_speaks_non_silent_16khz_audio(trained, tmp_path: Path):
     library, _, backend, _, _ = trained
     for name in "ABCD":
         out = tmp_path / f"{name}.wav"
-        result = backend.speak(library, voice=name, text="The quick brown fox.", out=out, seed=1, max_length=400)
+        result = backend.speak(library, SpeakRequest(name, "The quick brown fox.", out, seed=1,
+                                                     sampling={"max_length": 400}))
         audio, rate = sf.read(out)
         assert rate == 16000 and result.sample_rate == 16000
         assert len(audio) >= 320 and np.abs(audio).max() > 1e-3, name
@@ -94,25 +102,22 @@ def test_every_voice_speaks_non_silent_16khz_audio(trained, tmp_path: Path):
 def test_sequential_start_is_validated_through_the_library(trained):
     library, _, backend, outcomes, data = trained
     with pytest.raises(TTSHostError, match="LoRA rank must be a positive integer"):
-        backend.finetune(library, speaker="E", data=data["A"], start="A", lora=0, **SETTINGS)
+        backend.finetune(library, request("E", data["A"], start="A", lora_rank=0))
     with pytest.raises(TTSHostError, match="is a LoRA checkpoint: continue it with --lora"):
-        backend.finetune(library, speaker="E", data=data["A"], start="C", **SETTINGS)
+        backend.finetune(library, request("E", data["A"], start="C"))
     with pytest.raises(TTSHostError, match="a voice named 'B' already exists"):
-        backend.finetune(library, speaker="B", data=data["B"], start="A", **SETTINGS)
+        backend.finetune(library, request("B", data["B"], start="A"))
 
 
 def test_zero_shot_clone_speaks_after_the_reference(trained, speaker_clips, tmp_path: Path):
-    from tts_host.host import get_host
-
-    library, base, _, _, _ = trained
+    library, base, backend, _, _ = trained
     wav, text = speaker_clips("B", 1)[0]
-    cloner = get_host().build_backend("llasa", ref_text=text)
-    voice = library.clone_voice("cloned-b", cloner, base, [wav])
+    voice = backend.clone(library, base, CloneRequest("cloned-b", [wav], ref_text=text))
     conditioning = library.voice_conditioning(voice)
     assert conditioning["ref_codes"].dtype == np.int64 and len(conditioning["ref_codes"]) > 50
     assert bytes(conditioning["ref_text"]).decode() == text
     out = tmp_path / "clone.wav"
-    library.backend("llasa").speak(library, voice="cloned-b", text="Hello there.", out=out, seed=0, max_length=600)
+    backend.speak(library, SpeakRequest("cloned-b", "Hello there.", out, sampling={"max_length": 600}))
     audio, rate = sf.read(out)
     assert rate == 16000 and len(audio) > 0 and np.abs(audio).max() > 1e-3
     export = tmp_path / "cloned-hf"
@@ -129,7 +134,7 @@ def test_clone_without_a_transcript_is_refused(trained, tmp_path: Path):
     clip = tmp_path / "ref.wav"
     sf.write(clip, np.sin(np.linspace(0, 800, 16000)).astype(np.float32) * 0.3, 16000)
     with pytest.raises(TTSHostError, match=r"needs the transcript of .*ref.wav: pass --ref-text"):
-        library.clone_voice("no-text", "llasa", base, [clip])
+        library.backend("llasa").clone(library, base, CloneRequest("no-text", [clip]))
 
 
 def test_hf_export_of_a_lora_voice_runs_the_published_recipe(trained, tmp_path: Path):

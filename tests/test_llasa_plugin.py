@@ -42,18 +42,21 @@ def test_every_required_role_is_in_a_base_and_protected_roles_cover_tokenizer_an
     backend.validate(tiny_base, architecture)
 
 
-def test_text_encoder_and_codec_components_build_from_a_base(tiny_base: Path, speaker_clips):
+def test_the_components_speech_uses_build_from_a_base_through_the_host(tiny_base: Path, speaker_clips):
     import librosa
 
     host = PluginHost(selection={"llasa"}, strict=True).load()
-    encoder = host.component("text_encoder", "llama-chat").factory.build(path=tiny_base / "model")
+    components = host.components_for("llasa", tiny_base)
+    encoder = components["text_encoder"]
     ids = encoder.encode("Hello there.")
     chat = [{"role": "user", "content": "Convert the text to speech:<|TEXT_UNDERSTANDING_START|>Hello there."
                                         "<|TEXT_UNDERSTANDING_END|>"},
             {"role": "assistant", "content": "<|SPEECH_GENERATION_START|>"}]
     expected = encoder.tokenizer.apply_chat_template(chat, tokenize=True, continue_final_message=True)["input_ids"]
     assert ids == list(expected)
-    codec = host.component("codec", "xcodec2").factory.build(path=tiny_base / "codec")
-    vocoder = host.component("vocoder", "xcodec2-decoder").factory.build(path=tiny_base / "codec", codec=codec)
+    codec, vocoder = components["codec"], components["vocoder"]
     audio, _ = librosa.load(speaker_clips("A", 1)[0][0], sr=codec.sample_rate)
     assert vocoder.vocode(codec.encode(audio)).shape[0] > 0.9 * len(audio)
+    acoustic = components["acoustic_model"]
+    codes = acoustic.generate(ids, [], max_new_tokens=5)
+    assert len(codes) <= 5 and all(0 <= code < codec.codebook_size for code in codes)

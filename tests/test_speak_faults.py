@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from library_fixtures import clone, init_base, open_library
 from cli_helpers import error_line, run_cli_here as run_cli
 from tts_host.speech import speech_seconds_limit
 
@@ -68,13 +69,12 @@ def pauses(audio: np.ndarray, rate: int) -> int:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, speaker_clips) -> Path:
     """A library with a tiny XTTS base and voice ``x``, and a tiny Llasa base and voice ``l``, both cloned."""
-    from tts_host.speakers.library import Library
 
     home = tmp_path_factory.mktemp("speak-faults") / "home"
     clip = speaker_clips("A", 1)[0][0]  # its .txt transcript lies beside it (Llasa cloning reads it)
-    with Library(home) as library:
-        library.clone_voice("x", "xtts", library.init_base("xtts", "tiny", "xtts-tiny"), [clip], language="en")
-        library.clone_voice("l", "llasa", library.init_base("llasa", "tiny", "llasa-tiny"), [clip])
+    with open_library(home) as library:
+        clone(library, "x", "xtts", init_base(library, "xtts", "tiny", "xtts-tiny"), [clip], language="en")
+        clone(library, "l", "llasa", init_base(library, "llasa", "tiny", "llasa-tiny"), [clip])
     return home
 
 
@@ -177,12 +177,11 @@ def test_speak_checks_the_voice_cheaply_and_refuses_a_damaged_file(home, monkeyp
 
     from library_fixtures import flip_byte
     from tts_host.speakers import integrity
-    from tts_host.speakers.library import Library
 
     copy = tmp_path / "home"
     shutil.copytree(home, copy)
     monkeypatch.setenv("TTS_HOST_HOME", str(copy))
-    with Library(copy) as library:
+    with open_library(copy) as library:
         assert library.verify(deep=True) == []  # fills the stat cache of the copied blobs
         model_file = next(f for f in library.model_of(library.voice(voice)).files if f.role in ("model", "lm_weights"))
     hashed = []
@@ -192,7 +191,7 @@ def test_speak_checks_the_voice_cheaply_and_refuses_a_damaged_file(home, monkeyp
     code, _, stderr = run_cli("speak", "--voice", voice, "Hi there.", "-o", str(tmp_path / "ok.wav"))
     assert code == 0, stderr
     assert hashed == []  # the stat cache vouched for every file: nothing re-hashed
-    with Library(copy) as library:
+    with open_library(copy) as library:
         flip_byte(library.blob_path(model_file.sha256), 1000)
     code, _, stderr = run_cli("speak", "--voice", voice, "Hi there.", "-o", str(tmp_path / "bad.wav"))
     line = error_line(stderr)

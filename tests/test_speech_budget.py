@@ -31,29 +31,36 @@ def never_stopping(linear, token: int):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_xtts_speech_from_a_model_that_never_stops_ends_at_the_texts_budget(tiny_base_dir, speaker_clips, stream):
-    from tts_host.plugins.xtts.model import load_xtts
-    from tts_host.plugins.xtts.synthesis import conditioning_from_model, synthesize
+def test_xtts_speech_from_a_model_that_never_stops_ends_at_the_texts_budget(tiny_base_dir, speaker_clips, stream,
+                                                                             tmp_path):
+    from tts_host.contract import SpeakRequest
+    from tts_host.host import get_host
+    from tts_host.plugins.xtts.synthesis import clone_conditioning, synthesize
 
-    model = load_xtts(tiny_base_dir)
-    never_stopping(model.gpt.mel_head, model.gpt.stop_audio_token)
-    conditioning = conditioning_from_model(model, [speaker_clips("A", 1)[0][0]])
+    components = get_host().components_for("xtts", tiny_base_dir)
+    gpt = components["acoustic_model"].gpt
+    never_stopping(gpt.mel_head, gpt.stop_audio_token)
+    conditioning = clone_conditioning(components, [speaker_clips("A", 1)[0][0]])
     text = "Hello there."
-    audio, _ = synthesize(model, text, conditioning, stream=stream, seed=0)
-    seconds = len(audio) / 24000
+    speech = synthesize(components, conditioning, "en", SpeakRequest("v", text, tmp_path / "x.wav", stream=stream))
+    seconds = len(speech.audio) / speech.sample_rate
     limit = speech_seconds_limit(text)
     # The model cannot stop, so it runs to the budget: about the limit, never far beyond it.
     assert 0.8 * limit <= seconds <= limit + 0.5, (seconds, limit)
 
 
-def test_llasa_speech_from_a_model_that_never_stops_ends_at_the_texts_budget(tiny_base):
-    from tts_host.plugins.llasa.synthesis import load_model, synthesize
+def test_llasa_speech_from_a_model_that_never_stops_ends_at_the_texts_budget(tiny_base, tmp_path):
+    from tts_host.contract import SpeakRequest
+    from tts_host.host import get_host
+    from tts_host.plugins.llasa.clone import text_array
+    from tts_host.plugins.llasa.synthesis import synthesize
 
-    loaded = load_model(Path(tiny_base))
-    never_stopping(loaded.model.lm_head, loaded.layout.speech_end_id)
+    components = get_host().components_for("llasa", Path(tiny_base))
+    acoustic = components["acoustic_model"]
+    never_stopping(acoustic.model.lm_head, acoustic.layout.speech_end_id)
     text = "Hello there."
-    audio = synthesize(loaded, text, speaker="A")
-    seconds = len(audio) / loaded.codec.sample_rate
+    speech = synthesize(components, {"speaker_tag": text_array("A")}, SpeakRequest("v", text, tmp_path / "x.wav"))
+    seconds = len(speech.audio) / speech.sample_rate
     limit = speech_seconds_limit(text)
-    assert np.isfinite(audio).all()
+    assert np.isfinite(speech.audio).all()
     assert 0.8 * limit <= seconds <= limit + 0.5, (seconds, limit)

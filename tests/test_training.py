@@ -1,17 +1,28 @@
-"""The shared training toolkit: exact resume, replay mixing, bucketing, sharding, logging, evaluation."""
+"""The shared training toolkit: exact resume, replay mixing, bucketing, sharding, logging, evaluation,
+settings files, and XTTS training under torchrun taking one process's steps."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Sequence
 
 import numpy as np
 import pytest
 
 from tts_host.errors import TTSHostError
-from tts_host.training.batching import length_bucketed_batches, mix_replay, shard
+from tts_host.training.batching import length_bucketed_batches, mix_replay
 from tts_host.training.evaluation import BestTracker, heldout_loss
 from tts_host.training.metrics import MetricLogger
 from tts_host.training.seeding import capture_rng, restore_rng, seed_everything
+from tts_host.training.settings import load_settings
 from tts_host.training.state import load_state, save_state
 
 
@@ -113,13 +124,6 @@ def test_length_buckets_cover_every_item_once_with_little_padding():
     assert padding < random_padding / 3
 
 
-def test_shard_splits_evenly_like_a_distributed_sampler():
-    parts = [shard(list(range(10)), rank, 3) for rank in range(3)]
-    assert [len(p) for p in parts] == [4, 4, 4]
-    assert set(sum(parts, [])) == set(range(10))
-    assert shard([1, 2, 3], 0, 1) == [1, 2, 3]
-
-
 def test_metric_logger_writes_tensorboard_and_a_loss_png(tmp_path):
     logger = MetricLogger(tmp_path / "logs")
     for step in range(1, 6):
@@ -188,3 +192,201 @@ def test_allocator_settings_are_added_only_where_unset(monkeypatch):
     assert env["MALLOC_MMAP_THRESHOLD_"] == MALLOC_SETTINGS["MALLOC_MMAP_THRESHOLD_"]
     monkeypatch.setattr("sys.argv", ["pytest"])
     reexec_with_training_allocator()  # inside another program: never re-executes
+
+
+@dataclass
+class ToySettings:
+    """A settings class for :func:`load_settings` (what each backend's ``FinetuneSettings`` is)."""
+
+    epochs: int = 1
+    learning_rate: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    max_steps: int | None = None
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1 (got {self.epochs})")
+
+
+def test_settings_come_from_defaults_then_the_file_then_the_overrides(tmp_path):
+    config = tmp_path / "ft.yaml"
+    config.write_text("components:\n  vocoder: onnx\nfinetune:\n  epochs: 4\n  learning_rate: 5e-6\n"
+                      "  betas: [0.8, 0.9]\n  max_steps: null\n")
+    settings = load_settings(ToySettings, "toy", config, {"epochs": None, "precision": "fp32"})
+    assert settings == ToySettings(epochs=4, learning_rate=5e-6, betas=(0.8, 0.9), precision="fp32")
+    config.write_text("components:\n  vocoder: onnx\nepochs: 3\n")  # no finetune: key; components: still ignored
+    assert load_settings(ToySettings, "toy", config, {"epochs": 5}).epochs == 5
+    assert load_settings(ToySettings, "toy", config, {}).epochs == 3
+    assert load_settings(ToySettings, "toy", None, {}) == ToySettings()
+
+
+def test_unknown_keys_and_bad_values_are_one_line_errors_naming_their_source(tmp_path):
+    config = tmp_path / "ft.yaml"
+    known = r"\(known: betas, epochs, learning_rate, max_steps, precision\)$"
+    cases = [
+        ("finetune:\n  epoch: 3\n", {}, rf"^{config}: the toy backend has no fine-tune setting epoch {known}"),
+        ("epochs: 2\n", {"lora": 8}, rf"^the toy backend has no fine-tune setting lora {known}"),
+        ("epochs: three\n", {}, rf"^{config}: fine-tune setting epochs must be an integer, got 'three'$"),
+        ("betas: [0.9]\n", {}, rf"^{config}: fine-tune setting betas must be a list of 2 numbers, got \[0.9\]$"),
+        ("max_steps: x\n", {}, rf"^{config}: fine-tune setting max_steps must be an integer or null, got 'x'$"),
+        ("epochs: 2\n", {"learning_rate": "fast"}, r"^the toy backend: fine-tune setting learning_rate must be a"),
+        ("epochs: 0\n", {}, rf"^{config}: toy fine-tune settings: epochs must be at least 1 \(got 0\)$"),
+        ("- epochs\n", {}, rf"^{config}: expected a mapping of fine-tune settings$"),
+        ("finetune:\n  epochs: 2\nepochs: 3\n", {}, rf"^{config}: unknown top-level key\(s\) epochs beside"),
+        ("epochs: [\n", {}, rf"^{config}: cannot read the fine-tune config"),
+    ]
+    for text, overrides, message in cases:
+        config.write_text(text)
+        with pytest.raises(TTSHostError, match=message) as error:
+            load_settings(ToySettings, "toy", config, overrides)
+        assert "\n" not in str(error.value), text
+
+
+def test_both_backends_read_the_common_setting_names(tmp_path):
+    from tts_host.plugins.llasa.train import FinetuneSettings as LlasaSettings
+    from tts_host.plugins.xtts.training import FinetuneSettings as XttsSettings
+
+    config = tmp_path / "common.yaml"
+    config.write_text("finetune:\n  epochs: 2\n  batch_size: 4\n  learning_rate: 1e-4\n  seed: 7\n"
+                      "  precision: fp32\n  max_steps: 9\n  save_every: 3\n")
+    for cls, backend in ((XttsSettings, "xtts"), (LlasaSettings, "llasa")):
+        settings = load_settings(cls, backend, config, {"learning_rate": 2e-4})
+        common = (settings.epochs, settings.batch_size, settings.learning_rate, settings.seed, settings.precision,
+                  settings.max_steps, settings.save_every)
+        assert common == (2, 4, 2e-4, 7, "fp32", 9, 3), backend
+        with pytest.raises(TTSHostError, match="precision must be one of auto, bf16, fp16, fp32"):
+            cls(precision="fp8")
+
+
+def tiny_gpt() -> Any:
+    """A 2-layer, 64-wide coqui XTTS GPT (the tiny preset's shape: [STOP] is text token 0), seeded."""
+    import torch
+    from TTS.tts.layers.xtts.gpt import GPT
+
+    torch.manual_seed(0)
+    return GPT(layers=2, model_dim=64, heads=4, max_text_tokens=402, max_mel_tokens=605, max_prompt_tokens=70,
+               number_text_tokens=40, start_text_token=39, stop_text_token=0, num_audio_tokens=66,
+               start_audio_token=64, stop_audio_token=65, code_stride_len=1024, use_perceiver_resampler=True)
+
+
+def synthetic_clips(folder: Path, seconds: Sequence[float] = (1.5, 4.0, 2.5, 3.0, 2.0)) -> list[dict[str, Any]]:
+    """Noise clips at 22.05 kHz with random text tokens and audio codes, as JSON-able records."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for index, duration in enumerate(seconds):
+        samples = int(22050 * duration)
+        path = folder / f"clip{index}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(samples)).astype(np.float32), 22050)
+        clips.append({"id": f"c{index}", "path": str(path), "samples": samples,
+                      "tokens": rng.integers(1, 39, 5 + 3 * index).tolist(),
+                      "codes": rng.integers(0, 64, -(-samples // 1024)).tolist()})
+    return clips
+
+
+def train_items(clips: Sequence[dict[str, Any]]) -> list[Any]:
+    """XTTS :class:`TrainItem` s of :func:`synthetic_clips`."""
+    from tts_host.plugins.xtts.features import TrainItem
+
+    return [TrainItem(SimpleNamespace(id=c["id"], speaker="S", audio_path=c["path"]),
+                      np.array(c["tokens"], dtype=np.int64), np.array(c["codes"], dtype=np.int64), c["samples"])
+            for c in clips]
+
+
+def test_parts_of_an_xtts_batch_weighted_by_their_targets_give_the_whole_batchs_loss(tmp_path):
+    import torch
+
+    from tts_host.plugins.xtts.features import Collator, gpt_loss, target_counts
+
+    gpt, items, collator = tiny_gpt().eval(), train_items(synthetic_clips(tmp_path)), Collator(torch.ones(80))
+
+    def weighted(batch_items: list[Any], parts: list[range], wide_last_span: bool = False) -> tuple[float, float, int]:
+        """(whole batch's loss, the parts' weighted sum, the last part's audio targets)."""
+        batches = [collator(batch_items, random.Random(5), rows) for rows in [None, *filter(None, parts)]]
+        if wide_last_span:  # a span that leaves the last clip no audio target of its own
+            for batch in (batches[0], batches[-1]):
+                batch["cond_idxs"][-1] = torch.tensor([0, 100000])
+        whole, totals = float(gpt_loss(gpt, batches[0], 0.01, 1.0)[0]), target_counts(gpt, batches[0])
+        total = 0.0
+        for part in batches[1:]:  # train_gpt builds no batch for an empty part
+            (texts, mels), (_, text, mel) = target_counts(gpt, part), gpt_loss(gpt, part, 0.01, 1.0)
+            total += 0.01 * float(text) * texts / totals[0] + (float(mel) * mels / totals[1] if mels else 0.0)
+        return whole, total, mels
+
+    with torch.no_grad():
+        for batch_items, parts in ((items[:3], [range(0, 1), range(1, 3)]), (items[:4], [range(0, 2), range(2, 4)]),
+                                   (items[1:2], [range(0, 0), range(0, 1)])):
+            whole, total, _ = weighted(batch_items, parts)
+            assert total == pytest.approx(whole, rel=2e-6)
+        whole, total, last_part_targets = weighted(items[:3], [range(0, 2), range(2, 3)], wide_last_span=True)
+        assert last_part_targets == 0 and math.isfinite(whole) and total == pytest.approx(whole, rel=2e-6)
+
+
+WORKER = '''
+"""Train the tiny XTTS GPT with train_gpt, alone or as one rank of a torchrun job."""
+import json, sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, sys.argv[3])
+from test_training import tiny_gpt, train_items
+from tts_host.plugins.xtts.features import Collator
+from tts_host.plugins.xtts.training import FinetuneSettings, evaluate_items, train_gpt
+from tts_host.training.distributed import distributed_context
+
+spec, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
+context = distributed_context()
+gpt = tiny_gpt()
+for module in gpt.modules():  # dropout masks depend on how a batch is split: compare the arithmetic alone
+    if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+        module.p = 0.0
+items, collator, settings = train_items(spec["clips"]), Collator(torch.ones(80)), FinetuneSettings(**spec["settings"])
+before = evaluate_items(gpt, collator, items, settings)
+result = train_gpt(gpt, collator, items[:4], [], items[4:], settings, out / "state", fingerprint="test",
+                   progress=False, context=context)
+after = evaluate_items(gpt, collator, items, settings)
+save_file({k: v.contiguous() for k, v in result.gpt_state.items()}, str(out / f"gpt-{context.rank}.safetensors"))
+if context.main:
+    report = {"before": before, "after": after, "losses": [loss for _, loss in result.train_losses],
+              "world": context.world}
+    (out / "report.json").write_text(json.dumps(report))
+'''
+
+
+@pytest.mark.slow
+def test_xtts_training_under_torchrun_takes_the_steps_of_one_process(tmp_path):
+    """Two ranks share every global batch (3 clips, then 1: one rank's part is empty) and end with one process's GPT."""
+    import torch
+    from safetensors.torch import load_file
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"clips": synthetic_clips(tmp_path / "clips"), "settings": {
+        "epochs": 2, "batch_size": 3, "learning_rate": 1e-3, "grad_clip": 1.0, "max_steps": 3, "seed": 3,
+        "save_every": 0, "precision": "fp32"}}))
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TTS_HOST_DEVICE": "cpu"}
+    results = {}
+    for procs in (1, 2):
+        out = tmp_path / f"run-{procs}"
+        out.mkdir()
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
+        command = [*(launcher if procs > 1 else [sys.executable]), str(script), str(spec), str(out),
+                   str(Path(__file__).parent)]
+        run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[procs] = json.loads((out / "report.json").read_text()), load_file(str(out / "gpt-0.safetensors"))
+    (one, one_gpt), (two, two_gpt) = results[1], results[2]
+    other_rank = load_file(str(tmp_path / "run-2" / "gpt-1.safetensors"))
+    assert all(torch.equal(other_rank[name], value) for name, value in two_gpt.items())  # every rank ends alike
+    assert (one["world"], two["world"]) == (1, 2)
+    assert len(one["losses"]) == 3 and two["losses"] == pytest.approx(one["losses"], rel=1e-5)
+    assert one["after"] < one["before"] and two["after"] == pytest.approx(one["after"], rel=1e-5)
+    assert one_gpt.keys() == two_gpt.keys()
+    for name, value in one_gpt.items():
+        torch.testing.assert_close(two_gpt[name], value, rtol=1e-4, atol=1e-5, msg=name)

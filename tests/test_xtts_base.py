@@ -57,12 +57,12 @@ def test_unknown_preset_is_one_clear_line(tmp_path):
 
 def test_v2_preset_has_the_published_dimensions(tmp_path):
     from tts_host.plugins.xtts.base import base_config
-    from tts_host.plugins.xtts.presets import load_preset
+    from tts_host.presets import load_preset
     from tts_host.plugins.xtts.validate import expected_state_shapes
     from tts_host.plugins.xtts.vocab import build_vocab
 
-    build_vocab(["en"], tmp_path / "vocab.json", size=load_preset("v2")["text_tokens"])
-    config = base_config(load_preset("v2"), tmp_path / "vocab.json")
+    build_vocab(["en"], tmp_path / "vocab.json", size=load_preset("xtts", "v2")["text_tokens"])
+    config = base_config(load_preset("xtts", "v2"), tmp_path / "vocab.json")
     args = config["model_args"]
     assert (args["gpt_layers"], args["gpt_n_model_channels"], args["gpt_n_heads"]) == (30, 1024, 16)
     assert args["gpt_number_text_tokens"] == 6681 and args["gpt_num_audio_tokens"] == 1026

@@ -17,9 +17,10 @@ def conditioning_batch(tiny_base_dir, speaker_clips):
 
     from tts_host.data.audio import read_audio
     from tts_host.plugins.xtts.features import MAX_COND_SAMPLES, conditioning_slice
-    from tts_host.plugins.xtts.model import load_tensor_file, load_xtts, mel_extractor
+    from tts_host.host import get_host
+    from tts_host.plugins.xtts.model import load_tensor_file, mel_extractor
 
-    gpt = load_xtts(tiny_base_dir, for_inference=False).gpt.train()
+    gpt = get_host().components_for("xtts", tiny_base_dir)["acoustic_model"].gpt.train()
     speech = [read_audio(path, 22050) for path, _ in speaker_clips("A", 4)]
     rng = random.Random(0)
     pieces = [conditioning_slice(audio, rng)[0] for audio in speech[:2]]

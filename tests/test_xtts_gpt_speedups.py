@@ -14,14 +14,17 @@ def gpt_and_batch(tiny_base_dir, speaker_clips, tmp_path_factory):
     """The tiny base's GPT and a real training batch of two espeak-ng clips."""
     from tts_host.data.cache import FeatureCache
     from tts_host.data.prepare import prepare_dataset
-    from tts_host.plugins.xtts.features import Collator, ItemBuilder, records_from_dataset
-    from tts_host.plugins.xtts.model import load_xtts
+    from tts_host.host import get_host
+    from tts_host.plugins.xtts.features import Collator, ItemBuilder
+    from tts_host.training.clips import dataset_clips
 
     work = tmp_path_factory.mktemp("speedups")
     dataset = prepare_dataset(speaker_clips("B", 3)[0][0].parent, work / "prepared", "B", 22050)
-    items = ItemBuilder(tiny_base_dir, "1" * 64, FeatureCache(work / "cache")).build(records_from_dataset(dataset)[:2])
-    xtts = load_xtts(tiny_base_dir, for_inference=False)
-    return xtts.gpt, Collator(xtts.mel_stats)(items, random.Random(0))
+    components = get_host().components_for("xtts", tiny_base_dir)
+    items = ItemBuilder(components["text_encoder"], lambda: components["codec"], "1" * 64,
+                        FeatureCache(work / "cache")).build(dataset_clips(dataset).all()[:2])
+    acoustic = components["acoustic_model"]
+    return acoustic.gpt, Collator(acoustic.mel_stats)(items, random.Random(0))
 
 
 def test_speedups_leave_the_evaluation_loss_unchanged(gpt_and_batch):

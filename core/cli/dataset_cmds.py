@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-FORMAT_CHOICES = ("auto", "ljspeech", "coqui", "sovits", "folder")
+from tts_host.data.formats import FORMATS
 
 
 @click.group("dataset")
@@ -21,7 +21,7 @@ def dataset_group() -> None:
               help="Name of the speaker these recordings belong to (voice-name rules: no '/', '\\', '..').")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder (created; re-running into it reuses unchanged clips).")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="Source format: LJSpeech metadata.csv, coqui CSV, GPT-SoVITS .list, or a plain folder.")
 @click.option("--sample-rate", type=int, default=None, help="Sample rate of the prepared clips [default: 22050].")
 @click.option("--language", default=None, help="Language of clips whose source names none [default: en].")

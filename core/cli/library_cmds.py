@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 
 def open_library() -> Library:
     """The library of ``$TTS_HOST_HOME``."""
+    from tts_host.host import get_host
     from tts_host.speakers import Library
 
-    return Library()
+    return Library(host=get_host())
 
 
 def _when(timestamp: float) -> str:
@@ -114,10 +115,8 @@ def base_add(backend: str, path: Path, name: str | None, codec: Path | None) -> 
             import tempfile
 
             model = lib.backend(backend)
-            if not callable(getattr(model, "assemble_base", None)):
-                raise TTSHostError(f"backend '{backend}' takes no separate --codec folder")
             with tempfile.TemporaryDirectory() as tmp:
-                folder = model.assemble_base(path, codec, Path(tmp) / "base")
+                folder = model.assemble_base(path, {"codec": codec}, Path(tmp) / "base")
                 base = lib.add_base(model, folder, name or Path(path).resolve().name)
         click.echo(f"added base '{base.name}' ({base.backend}, {len(base.files)} files, "
                    f"{size_text(sum(f.size for f in base.files))})")
@@ -130,8 +129,10 @@ def base_add(backend: str, path: Path, name: str | None, codec: Path | None) -> 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 def base_init(backend: str, preset: str, name: str | None, seed: int) -> None:
     """Build a base for BACKEND offline with random weights and add it."""
+    from tts_host.bases import init_base
+
     with open_library() as lib:
-        base = lib.init_base(backend, preset, name, seed=seed)
+        base = init_base(lib, lib.backend(backend), preset, name, seed=seed)
         click.echo(f"added base '{base.name}' ({base.backend} preset {preset}, seed {seed}, {len(base.files)} files)")
 
 
@@ -207,9 +208,14 @@ def voices_list(backend: str | None, as_json: bool) -> None:
 
 @voices_group.command("show")
 @click.argument("name")
-def voices_show(name: str) -> None:
-    """Show voice NAME as YAML: model, lineage, files, conditioning and metrics."""
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+def voices_show(name: str, as_json: bool) -> None:
+    """Show voice NAME as YAML: model, training figures (forgetting included), lineage, files, conditioning."""
+    import json
+
     import yaml
+
+    from tts_host.training.report import TRAINING_FIELDS
 
     from tts_host.speakers import Checkpoint
 
@@ -228,6 +234,7 @@ def voices_show(name: str) -> None:
         "notes": voice.notes,
         "created": _when(voice.created),
         "model": model.label,
+        "training": {key: lineage[-1].metrics.get(key) for key in TRAINING_FIELDS} if lineage else None,
         "base": {"name": base.name, "architecture": base.architecture},
         "lineage": [{"checkpoint": c.id, "speakers": list(c.speakers), "metrics": c.metrics,
                      "training_config": c.training_config, "created": _when(c.created)} for c in lineage],
@@ -235,7 +242,10 @@ def voices_show(name: str) -> None:
                   for f in files],
         "conditioning": shapes,
     }
-    click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
 
 
 @voices_group.command("add")
@@ -248,9 +258,12 @@ def voices_show(name: str) -> None:
 @click.option("--language", help="The voice's language code (e.g. en).")
 @click.option("--notes", default="", help="Free text kept with the voice.")
 @click.option("--ref-text", default=None, help="Transcript of the reference clip(s) (backends that need it).")
+@click.option("--component", "components", multiple=True, metavar="ROLE=NAME",
+              help="Use component NAME in ROLE to compute the conditioning (e.g. speaker_encoder=NAME).")
 def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str | None, checkpoint_id: int | None,
-               language: str | None, notes: str, ref_text: str | None) -> None:
+               language: str | None, notes: str, ref_text: str | None, components: tuple[str, ...]) -> None:
     """Clone voice NAME zero-shot from reference clips: stores them and the backend's conditioning."""
+    from tts_host.contract import CloneRequest, parse_component_choices
     from tts_host.speakers import check_name
 
     name = check_name(name, "voice")
@@ -269,12 +282,9 @@ def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str |
                 raise TTSHostError(f"backend '{backend}' has {len(bases)} bases in the library ({found}): "
                                    "choose one with --base, or add one with `tts-host base add`")
             model = bases[0]
-        cloner = backend
-        if ref_text is not None:
-            from tts_host.host import get_host
-
-            cloner = get_host().build_backend(backend, ref_text=ref_text)
-        voice = lib.clone_voice(name, cloner, model, list(refs), language, notes)
+        request = CloneRequest(name, list(refs), ref_text=ref_text, language=language, notes=notes,
+                               components=parse_component_choices(components, "--component"))
+        voice = lib.backend(backend).clone(lib, model, request)
         click.echo(f"added voice '{voice.name}' ({backend}, {model.label}, {len(refs)} reference clip(s))")
 
 

@@ -22,7 +22,7 @@ DEBUG_ENV = "TTS_HOST_DEBUG"
 def cli(debug: bool) -> None:
     """tts-host: multi-speaker voice fine-tuning with a verified voice library.
 
-    Build a library of voices, fine-tune XTTS, SoVITS or Llasa on one speaker after another
+    Build a library of voices, fine-tune XTTS or Llasa on one speaker after another
     without corrupting the model, and speak with any voice. Backends and components come
     from plugins: `tts-host plugins` lists them.
     """

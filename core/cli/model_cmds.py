@@ -1,50 +1,32 @@
 """``tts-host finetune`` and ``tts-host speak``: train a voice and use it, for any backend.
 
-``finetune`` and ``speak`` are generic over backends: they resolve ``--backend`` (or the
-voice's backend) through the plugin host and call the backend's ``finetune`` / ``speak``
-methods with the keyword arguments documented in docs/backends/xtts.md.
+Both build the request of :mod:`tts_host.contract` from their options and hand it to the
+backend (``--backend`` or the voice's), built by the plugin host; every option means the same
+thing for every backend, and a backend that cannot use one says so by name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
 
 import click
 
 from tts_host.errors import TTSHostError
 
+COMPONENT_HELP = "Use component NAME in ROLE for this call (e.g. vocoder=xtts-hifigan-onnx); repeatable."
+
 
 def _backend(name: str):
     from tts_host.host import get_host
 
-    backend = get_host().build_backend(name)
-    return backend
+    return get_host().build_backend(name)
 
 
-def _require(backend, method: str):
-    if not callable(getattr(backend, method, None)):
-        raise TTSHostError(f"backend '{backend.name}' does not support {method}")
-    return getattr(backend, method)
+def _open_library():
+    from tts_host.host import get_host
+    from tts_host.speakers.library import Library
 
-
-def _given(**options):
-    """The options the user gave (backend-specific ones are passed only when set)."""
-    return {name: value for name, value in options.items() if value is not None}
-
-
-def _supported(method, backend_name: str, options: dict) -> dict:
-    """``options``, or a one-line error naming those the backend's ``method`` does not take."""
-    import inspect
-
-    parameters = inspect.signature(method).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return options
-    unknown = [name for name in options if name not in parameters]
-    if unknown:
-        flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
-        raise TTSHostError(f"backend '{backend_name}' does not take {flags}")
-    return options
+    return Library(host=get_host())
 
 
 def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
@@ -74,28 +56,29 @@ def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
               help="Write TensorBoard scalars and a loss-curve PNG here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--lora", "lora", type=int, default=None, help="Train a LoRA adapter of this rank (backends with LoRA).")
+@click.option("--component", "components", multiple=True, metavar="ROLE=NAME", help=COMPONENT_HELP)
 def finetune_command(backend_name: str, speaker: str, data: Path, start: str | None, base: str | None,
                      config: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
                      replay: float | None, resume: bool, restart: bool, allow_empty_text: bool,
-                     log_dir: Path | None, quiet: bool, lora: int | None) -> None:
+                     log_dir: Path | None, quiet: bool, lora: int | None, components: tuple[str, ...]) -> None:
     """Fine-tune a backend on a speaker's recordings, on top of a base or an earlier voice.
 
     A rerun of an interrupted fine-tune needs --resume (continue) or --restart (start again).
+    Under ``torchrun`` every process trains its share and only rank 0 writes the library.
     """
     from tts_host.training.allocator import reexec_with_training_allocator
 
     reexec_with_training_allocator()  # once, before torch loads: keeps freed training buffers mapped
-    from tts_host.speakers.library import Library
+    from tts_host.contract import FinetuneRequest, parse_component_choices
 
+    request = FinetuneRequest(speaker, data, start=start, base=base, config=config, epochs=epochs,
+                              batch_size=batch_size, learning_rate=lr, replay=replay, lora_rank=lora, resume=resume,
+                              restart=restart, allow_empty_text=allow_empty_text, log_dir=log_dir,
+                              progress=not quiet, components=parse_component_choices(components, "--component"))
     backend = _backend(backend_name)
-    finetune = _require(backend, "finetune")
-    extra = _supported(finetune, backend_name, _given(lora=lora, restart=restart or None,
-                                                      allow_empty_text=allow_empty_text or None))
-    with Library() as library:
+    with _open_library() as library:
         try:
-            outcome = finetune(library, speaker=speaker, data=data, start=start, base=base, config=config,
-                               epochs=epochs, batch_size=batch_size, lr=lr, replay=replay, resume=resume,
-                               log_dir=log_dir, progress=not quiet, **extra)
+            outcome = backend.finetune(library, request)
         except KeyboardInterrupt:
             raise TTSHostError("interrupted: the state is saved; run the same command with --resume to continue")
     _echo_lines(outcome.summary_lines(), outcome.warnings)
@@ -115,40 +98,43 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
 @click.option("--top-k", type=int, default=None, help="Sample among the k likeliest tokens.")
 @click.option("--repetition-penalty", type=float, default=None, help="Penalty on repeated tokens.")
 @click.option("--max-length", type=int, default=None, help="Longest token sequence (prompt included).")
+@click.option("--component", "components", multiple=True, metavar="ROLE=NAME", help=COMPONENT_HELP)
 def speak_command(voice: str, text: str, out: Path, language: str | None, stream: bool, seed: int,
                   temperature: float | None, top_p: float | None, top_k: int | None,
-                  repetition_penalty: float | None, max_length: int | None) -> None:
+                  repetition_penalty: float | None, max_length: int | None, components: tuple[str, ...]) -> None:
     """Synthesise speech with a voice from the library (long texts a sentence at a time)."""
-    from tts_host.speakers.library import Library
-
-    with Library() as library:
-        record = library.voice(voice)
-        speak = _require(_backend(record.backend), "speak")
-        sampling = _supported(speak, record.backend, _given(temperature=temperature, top_p=top_p, top_k=top_k,
-                                                            repetition_penalty=repetition_penalty,
-                                                            max_length=max_length))
-        request = dict(voice=voice, text=text, language=language, stream=stream, seed=seed, **sampling)
-        if str(out) == "-":
-            _speak_to_stdout(speak, library, request)
-        else:
-            _echo_lines(speak(library, out=out, **request).summary_lines())
-
-
-def _speak_to_stdout(speak: Callable[..., Any], library: Any, request: dict[str, Any]) -> None:
-    """``speak`` into a temp wav whose bytes then go to standard output; every message goes to stderr."""
-    import contextlib
-    import sys
+    import dataclasses
     import tempfile
 
-    stdout = click.get_binary_stream("stdout")
-    with tempfile.TemporaryDirectory(prefix="tts-host-speak-") as tmp:
-        wav = Path(tmp) / "speech.wav"
-        with contextlib.redirect_stdout(sys.stderr):
-            result = speak(library, out=wav, **request)
-        stdout.write(wav.read_bytes())
-        stdout.flush()
+    from tts_host.contract import SpeakRequest, parse_component_choices
+
+    given = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "repetition_penalty": repetition_penalty,
+             "max_length": max_length}
+    request = SpeakRequest(voice, text, out, language=language, stream=stream, seed=seed,
+                           sampling={k: v for k, v in given.items() if v is not None},
+                           components=parse_component_choices(components, "--component"))
+    with _open_library() as library:
+        backend = _backend(library.voice(voice).backend)
+        if str(out) != "-":
+            _echo_lines(backend.speak(library, request).summary_lines())
+            return
+        with tempfile.TemporaryDirectory(prefix="tts-host-speak-") as tmp:
+            wav = Path(tmp) / "speech.wav"
+            result = _speak_quietly(backend, library, dataclasses.replace(request, out=wav))
+            stdout = click.get_binary_stream("stdout")
+            stdout.write(wav.read_bytes())
+            stdout.flush()
     for line in result.summary_lines():
         click.echo(line.replace(str(wav), "standard output"), err=True)
+
+
+def _speak_quietly(backend, library, request):
+    """``backend.speak`` with anything printed sent to standard error (standard output carries the wav)."""
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return backend.speak(library, request)
 
 
 COMMANDS = [finetune_command, speak_command]

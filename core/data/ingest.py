@@ -14,9 +14,9 @@ from pathlib import Path, PureWindowsPath
 from tts_host.data.audio import FFMPEG_EXTENSIONS, NATIVE_EXTENSIONS
 from tts_host.data.dataset import Reject
 from tts_host.data.errors import DatasetError
+from tts_host.data.formats import FORMATS
 
 AUDIO_EXTENSIONS = NATIVE_EXTENSIONS + FFMPEG_EXTENSIONS
-FORMATS = ("auto", "ljspeech", "coqui", "sovits", "folder")
 COQUI_HEADER = ("audio_file", "text")
 
 

@@ -1,1 +1,1 @@
-"""Training-loop utilities shared by backends: seeding, resumable state, logging, replay, evaluation."""
+"""Fine-tuning for every backend: the one workflow, what it hands a backend, and the training-loop toolkit."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Sequence, TypeVar
 
@@ -46,12 +45,3 @@ def mix_replay(new: Sequence[T], earlier: Sequence[T], share: float, rng: random
     mixed = list(new) + replay
     rng.shuffle(mixed)
     return mixed
-
-
-def shard(items: Sequence[T], rank: int, world_size: int) -> list[T]:
-    """This rank's part of ``items`` (padded by wrapping so every rank gets as many), as DistributedSampler does."""
-    if world_size <= 1:
-        return list(items)
-    per_rank = math.ceil(len(items) / world_size)
-    padded = list(items) + list(items)[: per_rank * world_size - len(items)]
-    return padded[rank::world_size]

@@ -13,6 +13,9 @@ from tts_host.components import BackendFactory, ComponentFactory, Connection, St
 
 SAMPLE_RATE = 16000
 HOP_LENGTH = 320  # X-Codec-2.0: 50 codes per second at 16 kHz
+MODEL_DIR = "model"  # the LM and its tokenizer, inside a model folder
+CODEC_DIR = "codec"  # the X-Codec-2.0 folder
+ADAPTER_DIR = "adapter"  # a LoRA checkpoint's peft adapter
 
 SPEECH_CODES = Stream("codec_tokens", sample_rate=SAMPLE_RATE, hop_length=HOP_LENGTH)
 AUDIO = Stream("waveform", sample_rate=SAMPLE_RATE)
@@ -23,7 +26,7 @@ def register_codecs(register: Callable[[ComponentFactory], None]) -> None:
     """Register the X-Codec-2.0 codec (transformers' native ``Xcodec2Model``)."""
     register(ComponentFactory(
         name="xcodec2", kind="codec", accepts={"input": AUDIO}, produces=SPEECH_CODES,
-        loader="tts_host.plugins.llasa.codec:XcodecCodec",
+        loader="tts_host.plugins.llasa.codec:codec_component",
         description="X-Codec-2.0: 16 kHz audio <-> one FSQ code stream at 50 codes/s",
     ))
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from tts_host.backend import Backend, FileRole
-from tts_host.errors import ValidationError
+from tts_host.contract import SAMPLING_OPTIONS, CloneRequest, SpeakRequest, Speech
+from tts_host.errors import TTSHostError, ValidationError
+from tts_host.plugins.llasa import ADAPTER_DIR, SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from tts_host.composition import Components
+    from tts_host.training.job import TrainingJob, TrainingRun
 
 FILE_ROLES = [
     FileRole("lm_config", "model/config.json", description="causal LM config (LlamaForCausalLM by default)"),
@@ -41,12 +47,10 @@ class LlasaBackend(Backend):
     """Llasa: a causal LM over X-Codec-2.0 speech tokens (full or LoRA fine-tunes, cloning, HF export)."""
 
     name = "llasa"
-
-    def presets(self) -> list[str]:
-        """Preset names in ``configs/llasa``: small, tiny."""
-        from tts_host.plugins.llasa.presets import preset_names
-
-        return preset_names()
+    training_sample_rate = SAMPLE_RATE
+    sampling_options = frozenset(SAMPLING_OPTIONS)
+    sampling_zero_means_off = True
+    speech_roles = ("text_encoder", "acoustic_model", "vocoder")
 
     def init_base(self, preset: str, out_dir: Path, *, seed: int = 0) -> Path:
         """A base folder (``model/`` + ``codec/``) with random weights and a locally built tokenizer."""
@@ -54,11 +58,13 @@ class LlasaBackend(Backend):
 
         return init_base(preset, Path(out_dir), seed=seed)
 
-    def assemble_base(self, model_dir: Path, codec_dir: Path, out_dir: Path) -> Path:
-        """Lay out a published LM folder and codec folder as one base folder (``base add llasa PATH --codec``)."""
+    def assemble_base(self, model_dir: Path, parts: Mapping[str, Path], out_dir: Path) -> Path:
+        """Lay out a published LM folder and its ``codec`` folder as one base folder (``base add llasa PATH --codec``)."""
         from tts_host.plugins.llasa.base import assemble_base
 
-        return assemble_base(Path(model_dir), Path(codec_dir), Path(out_dir))
+        if set(parts) != {"codec"}:
+            raise TTSHostError("a llasa base is assembled from the LM folder and one --codec folder")
+        return assemble_base(Path(model_dir), Path(parts["codec"]), Path(out_dir))
 
     def file_roles(self) -> list[FileRole]:
         """LM config/weights, the protected tokenizer and codec files, optional LoRA adapter files."""
@@ -84,54 +90,42 @@ class LlasaBackend(Backend):
                 if actual.get(key) != expected:
                     raise ValidationError("model/config.json" if key in ARCHITECTURE_KEYS else "model/tokenizer.json",
                                           f"{key} {expected} (as the base)", f"{key} {actual.get(key)}")
-        if (folder / "adapter").exists():
+        if (folder / ADAPTER_DIR).exists():
             from tts_host.plugins.llasa.lora import validate_adapter
 
-            validate_adapter(folder / "adapter")
+            validate_adapter(folder / ADAPTER_DIR)
 
-    def finetune(self, library: Any, *, speaker: str, data: Path, start: str | None = None,
-                 base: str | None = None, config: Path | None = None, epochs: int | None = None,
-                 batch_size: int | None = None, lr: float | None = None, replay: float | None = None,
-                 resume: bool = False, restart: bool = False, allow_empty_text: bool = False,
-                 log_dir: Path | None = None, progress: bool = True, on_step: Any = None, lora: int | None = None,
-                 **settings: Any):
-        """Fine-tune for ``speaker`` on ``data`` from ``start`` (voice or record) or ``base``; ``lora`` = rank.
-
-        Returns a :class:`~tts_host.plugins.llasa.service.FinetuneOutcome` (``summary_lines()``,
-        ``warnings``, the stored checkpoint and voice). Extra keyword settings are
-        :class:`~tts_host.plugins.llasa.train.FinetuneSettings` fields. ``restart`` discards an
-        interrupted run's saved progress (refused otherwise unless ``resume``);
-        ``allow_empty_text`` trains on clips without a transcript.
-        """
-        from tts_host.plugins.llasa.service import run_finetune
+    def training_settings(self, config: Path | None, overrides: Mapping[str, Any]) -> Any:
+        """:class:`~tts_host.plugins.llasa.train.FinetuneSettings`: defaults < ``config`` YAML < ``overrides``."""
         from tts_host.plugins.llasa.train import FinetuneSettings
+        from tts_host.training.settings import load_settings
 
-        options = FinetuneSettings.load(config, epochs=epochs, batch_size=batch_size, learning_rate=lr,
-                                        lora_rank=lora, **settings)
-        return run_finetune(self, library, speaker=speaker, data=Path(data), start=start, base=base,
-                            settings=options, replay=replay or 0.0, resume=resume, restart=restart,
-                            allow_empty_text=allow_empty_text, progress=progress, log_dir=log_dir, on_step=on_step)
+        return load_settings(FinetuneSettings, self.name, config, overrides)
 
-    def speak(self, library: Any, *, voice: str, text: str, out: Path, language: str | None = None,
-              stream: bool = False, seed: int = 0, **sampling: Any):
-        """Synthesise ``text`` with ``voice`` into a 16 kHz wav; sampling: temperature, top_p, top_k,
-        repetition_penalty, max_length (defaults: the model's generation config).
+    def check_start(self, model: Any, settings: Any) -> None:
+        """A LoRA checkpoint continues only as LoRA (``--lora``)."""
+        if settings.lora_rank is None and any(f.role == "adapter_weights" for f in model.files):
+            raise TTSHostError(f"{model.label} is a LoRA checkpoint: continue it with --lora, or fine-tune its "
+                               f"base (or a full checkpoint) for a full fine-tune")
 
-        The text is spoken a sentence at a time; ``language`` is not used (the tokenizer takes any
-        text). Text and sampling options are checked before the model loads."""
-        from tts_host.plugins.llasa.service import speak_voice
+    def training_run(self, job: TrainingJob) -> TrainingRun:
+        """Train the LM of ``job``'s components (full or LoRA) on speaker-tagged rows."""
+        from tts_host.plugins.llasa.recipe import LlasaTrainingRun
 
-        return speak_voice(library, voice, text, Path(out), stream=stream, seed=seed, **sampling)
+        return LlasaTrainingRun(job)
 
-    def conditioning(self, model_folder: Path, references: Sequence[Path]) -> dict[str, np.ndarray]:
-        """Zero-shot clone: the reference clip's speech codes (and transcript) for the assistant prefix.
+    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Any,
+                   request: SpeakRequest) -> Speech:
+        """Text encoder -> LM -> X-Codec-2.0 decoder, a sentence at a time; ``request.language`` is not used."""
+        from tts_host.plugins.llasa.synthesis import synthesize
 
-        Every clip is checked (decodes, finite, not silent, long enough) before the codec loads.
-        """
+        return synthesize(components, conditioning, request)
+
+    def conditioning(self, components: Components, request: CloneRequest) -> dict[str, np.ndarray]:
+        """Zero-shot clone: the reference clips' speech codes (codec component) and their transcript."""
         from tts_host.plugins.llasa.clone import reference_conditioning
 
-        return reference_conditioning(Path(model_folder), [Path(p) for p in references],
-                                      self.options.get("ref_text"))
+        return reference_conditioning(components["codec"], [Path(p) for p in request.references], request.ref_text)
 
     def export_formats(self) -> list[str]:
         """``hf``: a Hugging Face folder (LoRA merged) for plain AutoModelForCausalLM + AutoTokenizer."""

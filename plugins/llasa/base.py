@@ -17,13 +17,12 @@ from typing import Any
 
 from tts_host.errors import TTSHostError
 from tts_host.folders import new_folder
-from tts_host.plugins.llasa.codec import SAMPLE_RATE, codebook_size, read_codec_config
+from tts_host.plugins.llasa import CODEC_DIR, MODEL_DIR, SAMPLE_RATE
+from tts_host.plugins.llasa.codec import codebook_size, read_codec_config
 from tts_host.plugins.llasa.layout import LlasaBaseError, SpeechLayout
-from tts_host.plugins.llasa.presets import load_preset
+from tts_host.presets import load_preset
 from tts_host.oserrors import disk_full_errors
 
-MODEL_DIR = "model"
-CODEC_DIR = "codec"
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
 
     from tts_host.plugins.llasa.tokenizer import END_OF_TURN, build_tokenizer
 
-    settings = load_preset(preset)
+    settings = load_preset("llasa", preset)
     out_dir = Path(out_dir)
     quiet_transformers()
     with disk_full_errors(out_dir), new_folder(out_dir) as staging:

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 
 from tts_host.errors import TTSHostError
-from tts_host.plugins.llasa.base import CODEC_DIR
-from tts_host.speech import check_references
+from tts_host.interfaces import Codec
+from tts_host.plugins.llasa import SAMPLE_RATE
 
 MAX_REFERENCE_SECONDS = 15.0
 
@@ -38,22 +38,18 @@ def reference_transcript(references: Sequence[Path], ref_text: str | None) -> st
     return " ".join(texts)
 
 
-def reference_conditioning(model_folder: Path, references: Sequence[Path],
-                           ref_text: str | None = None) -> dict[str, np.ndarray]:
-    """``ref_codes`` (the clips' codec codes, joined) and ``ref_text`` (their transcript, UTF-8).
+def reference_conditioning(codec: Codec, references: Sequence[Path], ref_text: str | None = None
+                           ) -> dict[str, np.ndarray]:
+    """``ref_codes`` (the clips' codes from the ``codec`` component, joined) and ``ref_text`` (their transcript).
 
-    Every clip is checked (decodes, finite, not silent, long enough) before the codec loads.
+    The transcript is resolved before the codec encodes anything.
     """
     from tts_host.data import read_audio
 
-    from tts_host.plugins.llasa.codec import SAMPLE_RATE, XcodecCodec
-
-    check_references(references)
     transcript = reference_transcript(references, ref_text)
     audio = np.concatenate([read_audio(Path(ref), SAMPLE_RATE) for ref in references])
     seconds = len(audio) / SAMPLE_RATE
     if seconds > MAX_REFERENCE_SECONDS:
         raise TTSHostError(f"the reference audio is {seconds:.1f} s long; use at most {MAX_REFERENCE_SECONDS:.0f} s "
                            f"(it becomes part of every prompt)")
-    codes = XcodecCodec(Path(model_folder) / CODEC_DIR).encode(audio)
-    return {"ref_codes": codes.astype(np.int64), "ref_text": text_array(transcript)}
+    return {"ref_codes": codec.encode(audio).astype(np.int64), "ref_text": text_array(transcript)}

@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from tts_host.errors import TTSHostError
+from tts_host.plugins.llasa import CODEC_DIR, SAMPLE_RATE
 from tts_host.plugins.llasa.layout import LlasaBaseError
-
-SAMPLE_RATE = 16000
 
 
 def read_codec_config(codec_dir: Path) -> dict[str, Any]:
@@ -84,9 +83,15 @@ class XcodecVocoder:
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, path: str | Path, device: str = "cpu", codec: XcodecCodec | None = None) -> None:
-        self.codec = codec or XcodecCodec(path, device=device)
+    def __init__(self, model_folder: Path, device: str = "cpu") -> None:
+        self.codec = XcodecCodec(Path(model_folder) / CODEC_DIR, device=device)
+        self.hop_length = self.codec.hop_length
 
     def vocode(self, features: Any) -> np.ndarray:
         """Decode speech codes (a sequence of ints) to mono float32 audio."""
         return self.codec.decode(np.asarray(features))
+
+
+def codec_component(model_folder: Path, device: str = "cpu") -> XcodecCodec:
+    """The codec component of a Llasa model folder (its ``codec/``), as the host builds it."""
+    return XcodecCodec(Path(model_folder) / CODEC_DIR, device=device)

@@ -1,50 +1,107 @@
-"""The Llasa text encoder and acoustic model components (the codec and vocoder live in ``codec``)."""
+"""The Llasa text encoder and acoustic model components (the codec and vocoder live in ``codec``).
+
+The host builds each as ``Class(model_folder=FOLDER, device=DEVICE)`` from a Llasa model folder
+(``model/``, optional ``adapter/``, ``codec/``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from tts_host.errors import TTSHostError
+from tts_host.plugins.llasa import ADAPTER_DIR, MODEL_DIR
+from tts_host.plugins.llasa.base import quiet_transformers
 from tts_host.plugins.llasa.layout import SpeechLayout
 from tts_host.plugins.llasa.prompts import prompt_ids
+
+if TYPE_CHECKING:
+    from tts_host.plugins.llasa.generate import Sampling
 
 
 class LlamaChatTextEncoder:
     """Text -> Llasa prompt ids through the Llama tokenizer and its chat template."""
 
-    def __init__(self, path: str | Path, speaker: str | None = None) -> None:
+    def __init__(self, model_folder: Path, device: str = "cpu") -> None:
         from transformers import AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(Path(path))
+        quiet_transformers()
+        path = Path(model_folder) / MODEL_DIR
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.layout = SpeechLayout.from_tokenizer(self.tokenizer, source=f"tokenizer {path}")
         self.vocab_size = len(self.tokenizer)
-        self.speaker = speaker
 
     def encode(self, text: str, language: str | None = None) -> list[int]:
         """Prompt ids for ``text`` (ending with ``<|SPEECH_GENERATION_START|>``); ``language`` is unused."""
-        return prompt_ids(self.tokenizer, self.layout, text, speaker=self.speaker)
+        return self.prompt(text)
+
+    def prompt(self, text: str, *, speaker: str | None = None, prefix_codes: Sequence[int] = ()) -> list[int]:
+        """Prompt ids for ``text``, tagged with ``speaker``, the assistant turn starting with ``prefix_codes``."""
+        return prompt_ids(self.tokenizer, self.layout, text, speaker=speaker, prefix_codes=list(prefix_codes))
 
 
 class LlasaLanguageModel:
-    """The acoustic model: a causal LM that continues a prompt with speech tokens."""
+    """The acoustic model: a causal LM that continues a prompt with speech tokens.
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    Building it reads only the tokenizer; the weights load when first used, merged with the
+    folder's LoRA adapter for speech (:attr:`model`) or as a trainable model (:meth:`trainable`).
+    """
 
-        from tts_host.plugins.llasa.base import quiet_transformers
+    def __init__(self, model_folder: Path, device: str = "cpu") -> None:
+        from transformers import AutoTokenizer
 
         quiet_transformers()
-        self.path = Path(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.layout = SpeechLayout.from_tokenizer(self.tokenizer, source=f"tokenizer {self.path}")
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, use_safetensors=True).to(device).eval()
+        self.folder = Path(model_folder)
         self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(self.folder / MODEL_DIR)
+        self.layout = SpeechLayout.from_tokenizer(self.tokenizer, source=f"tokenizer {self.folder / MODEL_DIR}")
+        self._model: Any = None
 
-    def generate(self, text_tokens: Sequence[int], conditioning: Sequence[int] = (), **sampling: Any) -> np.ndarray:
-        """Speech codes continuing ``text_tokens`` + the ``conditioning`` prefix codes (prefix not returned)."""
+    @property
+    def adapter(self) -> Path | None:
+        """The folder's LoRA adapter, if it has one."""
+        adapter = self.folder / ADAPTER_DIR
+        return adapter if (adapter / "adapter_config.json").is_file() else None
+
+    @property
+    def model(self) -> Any:
+        """The LM for speech (a LoRA adapter merged in memory), on the component's device."""
+        if self._model is None:
+            from tts_host.plugins.llasa.lora import load_lm
+
+            self._model = load_lm(self.folder / MODEL_DIR, self.adapter, merge=True).to(self.device).eval()
+        return self._model
+
+    def trainable(self, lora_rank: int | None, lora_alpha: int | None = None) -> Any:
+        """The LM ready to train: full, a fresh LoRA of ``lora_rank``, or the folder's own adapter continued."""
+        import json
+
+        from tts_host.plugins.llasa.lora import load_lm, lora_config
+
+        if lora_rank is None:
+            if self.adapter is not None:
+                raise TTSHostError(f"{self.folder} is a LoRA checkpoint: continue it with --lora, or fine-tune its "
+                                   f"base (or a full checkpoint) for a full fine-tune")
+            return load_lm(self.folder / MODEL_DIR)
+        if self.adapter is not None:
+            rank = json.loads((self.adapter / "adapter_config.json").read_text())["r"]
+            if rank != lora_rank:
+                raise TTSHostError(f"the starting checkpoint's LoRA adapter has rank {rank}; continue it with "
+                                   f"--lora {rank} (got --lora {lora_rank})")
+            return load_lm(self.folder / MODEL_DIR, self.adapter, trainable=True)
+        from peft import get_peft_model
+
+        return get_peft_model(load_lm(self.folder / MODEL_DIR), lora_config(lora_rank, lora_alpha))
+
+    def generate(self, text_tokens: Sequence[int], conditioning: Sequence[int] = (), *,
+                 sampling: Sampling | None = None, max_new_tokens: int | None = None) -> np.ndarray:
+        """Speech codes continuing the prompt ``text_tokens`` + the ``conditioning`` codes (not returned).
+
+        ``sampling`` defaults to the model's generation config; at most ``max_new_tokens`` codes.
+        """
         from tts_host.plugins.llasa.generate import generate_codes
 
-        return generate_codes(self.model, self.layout, list(text_tokens) + self.layout.token_ids(conditioning),
-                              **sampling)
+        prompt = list(text_tokens) + self.layout.token_ids(conditioning)
+        return generate_codes(self.model, self.layout, prompt, sampling, max_new_tokens=max_new_tokens)

@@ -10,18 +10,19 @@ where it ends. A clip whose row exceeds the length cap is skipped with its reaso
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from tts_host.plugins.llasa.layout import SpeechLayout
 from tts_host.plugins.llasa.prompts import prompt_ids
 from tts_host.plugins.llasa.tokenizer import END_OF_TURN
-from tts_host.hashing import sha256_file
+from tts_host.plugins.llasa import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from tts_host.data import Clip, FeatureCache
+    from tts_host.interfaces import Codec
+    from tts_host.training.clips import ClipRef
 
 IGNORE = -100
 CODEC_COMPONENT = "llasa-xcodec2"
@@ -50,32 +51,20 @@ class Skipped:
     reason: str
 
 
-def codec_producer(codec_dir: Path) -> str:
-    """The feature-cache producer id of a codec folder: its component name and weights' hash."""
-    from tts_host.data import producer_id
-
-    return producer_id(CODEC_COMPONENT, sha256_file(Path(codec_dir) / "model.safetensors")[0])
-
-
-def clip_codes(clips: Sequence["Clip"], codec_dir: Path, cache: "FeatureCache | None" = None,
-               codec: Any = None) -> list[np.ndarray]:
+def clip_codes(clips: Sequence[Clip | ClipRef], codec_weights_sha256: str, codec: Callable[[], Codec],
+               cache: FeatureCache | None = None) -> list[np.ndarray]:
     """Codec codes of every clip, computed once per (audio, codec weights) through the feature cache.
 
-    The codec is loaded only when some clip is not cached yet.
+    ``codec`` gives the codec component; it is called only when some clip is not cached yet.
     """
-    from tts_host.data import FeatureCache
-
-    from tts_host.plugins.llasa.codec import SAMPLE_RATE, XcodecCodec
+    from tts_host.data import FeatureCache, producer_id
 
     cache = cache if cache is not None else FeatureCache()
-    producer = codec_producer(codec_dir)
+    producer = producer_id(CODEC_COMPONENT, codec_weights_sha256)
     params = {"sample_rate": SAMPLE_RATE}
-    loaded: list[Any] = [codec]
 
-    def compute(clip: "Clip") -> dict[str, np.ndarray]:
-        if loaded[0] is None:
-            loaded[0] = XcodecCodec(codec_dir)
-        return {"codes": loaded[0].encode(clip.read(SAMPLE_RATE)).astype(np.int64)}
+    def compute(clip: Clip | ClipRef) -> dict[str, np.ndarray]:
+        return {"codes": codec().encode(clip.read(SAMPLE_RATE)).astype(np.int64)}
 
     return [cache.get_or_compute(clip.sha256, producer, params, lambda c=clip: compute(c))["codes"] for clip in clips]
 
@@ -111,10 +100,10 @@ def build_rows(tokenizer: Any, layout: SpeechLayout, items: Iterable[tuple[str, 
     return rows, skipped
 
 
-def dataset_rows(tokenizer: Any, layout: SpeechLayout, clips: Sequence["Clip"], codec_dir: Path, *,
-                 max_length: int, speaker: str | None = None, cache: "FeatureCache | None" = None,
-                 codec: Any = None) -> tuple[list[Row], list[Skipped]]:
+def dataset_rows(tokenizer: Any, layout: SpeechLayout, clips: Sequence[Clip | ClipRef], codec_weights_sha256: str, *,
+                 max_length: int, codec: Callable[[], Codec], speaker: str | None = None,
+                 cache: FeatureCache | None = None) -> tuple[list[Row], list[Skipped]]:
     """Rows of prepared clips: codes through the feature cache, then :func:`build_rows`."""
-    codes = clip_codes(clips, codec_dir, cache, codec)
+    codes = clip_codes(clips, codec_weights_sha256, codec, cache)
     return build_rows(tokenizer, layout, ((c.id, c.text, k) for c, k in zip(clips, codes)),
                       max_length=max_length, speaker=speaker)

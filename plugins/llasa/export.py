@@ -17,7 +17,8 @@ from typing import Mapping
 import numpy as np
 
 from tts_host.folders import new_folder
-from tts_host.plugins.llasa.base import CODEC_DIR, MODEL_DIR, quiet_transformers, validate_model_dir
+from tts_host.plugins.llasa import ADAPTER_DIR, CODEC_DIR, MODEL_DIR
+from tts_host.plugins.llasa.base import quiet_transformers, validate_model_dir
 from tts_host.plugins.llasa.layout import speech_token
 
 VOICE_FILE = "voice.json"
@@ -46,7 +47,7 @@ def export_hf(model_folder: Path, out: Path, *, conditioning: Mapping[str, np.nd
     quiet_transformers()
     model_folder, out = Path(model_folder), Path(out)
     with new_folder(out, "export folder") as staging:
-        adapter = model_folder / "adapter"
+        adapter = model_folder / ADAPTER_DIR
         model = load_lm(model_folder / MODEL_DIR, adapter if (adapter / "adapter_config.json").is_file() else None,
                         merge=True)
         model.save_pretrained(staging)

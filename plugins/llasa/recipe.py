@@ -1,169 +1,104 @@
-"""A Llasa voice fine-tune from start to files: rows, model (full or LoRA), held-out losses, saving.
+"""The Llasa part of a fine-tune: train the LM of the job's components on the job's clips.
 
-Sequential multi-voice semantics: the new speaker's rows are tagged with its name; earlier
-speakers' rows (replayed in part) keep their own tags, and every earlier speaker's held-out
-loss is measured before and after, so forgetting is a number, not a guess.
+The workflow in core (:mod:`tts_host.training.workflow`) does everything else. Sequential
+multi-voice semantics: the new speaker's rows are tagged with its name; earlier speakers' rows
+(replayed in part) keep their own tags. Rows take their codes from the codec component through
+the feature cache (the codec loads only for clips not cached yet, and is released before
+training); the acoustic model gives the trainable LM (full, a fresh LoRA, or the start's LoRA
+continued).
 """
 
 from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Sequence
 
 from tts_host.errors import TTSHostError
-from tts_host.plugins.llasa.base import CODEC_DIR, MODEL_DIR, quiet_transformers, validate_base
-from tts_host.plugins.llasa.data import Row, Skipped, dataset_rows
-from tts_host.plugins.llasa.train import FinetuneResult, FinetuneSettings, distributed_context, evaluate, finetune
-from tts_host.training.batching import mix_replay
 from tts_host.oserrors import disk_full_errors
-
-if TYPE_CHECKING:
-    from tts_host.data import Clip, FeatureCache
-
-ADAPTER_DIR = "adapter"
-OUTPUT_DIR = "output"
-
-
-@dataclass
-class SpeakerData:
-    """One speaker's prepared clips: training and held-out."""
-
-    train: Sequence["Clip"]
-    heldout: Sequence["Clip"] = ()
+from tts_host.plugins.llasa import ADAPTER_DIR, MODEL_DIR
+from tts_host.plugins.llasa.components import LlamaChatTextEncoder, LlasaLanguageModel
+from tts_host.plugins.llasa.data import Row, Skipped, dataset_rows
+from tts_host.plugins.llasa.train import evaluate, finetune
+from tts_host.training.batching import mix_replay
+from tts_host.training.clips import ClipRef
+from tts_host.training.job import TrainedModel, TrainingJob
+from tts_host.training.report import TrainingLog
 
 
-@dataclass
-class VoiceFinetune:
-    """The outcome of :func:`finetune_voice`."""
+class LlasaTrainingRun:
+    """One Llasa fine-tune of a :class:`~tts_host.training.job.TrainingJob` (full or LoRA)."""
 
-    result: FinetuneResult
-    files: dict[str, Path]
-    skipped: list[Skipped]
-    heldout_before: dict[str, float] = field(default_factory=dict)
-    heldout_after: dict[str, float] = field(default_factory=dict)
-    replayed: int = 0
+    def __init__(self, job: TrainingJob) -> None:
+        from tts_host.data import FeatureCache
 
-    def metrics(self) -> dict[str, Any]:
-        """JSON-able metrics for the library's checkpoint record."""
-        return {
-            "losses": self.result.losses,
-            "first_loss": self.result.losses[0] if self.result.losses else None,
-            "final_loss": self.result.losses[-1] if self.result.losses else None,
-            "steps": self.result.steps,
-            "tokens_per_second": round(self.result.tokens_per_second, 2),
-            "heldout_before": self.heldout_before,
-            "heldout_after": self.heldout_after,
-            "skipped": [{"clip": s.clip_id, "reason": s.reason} for s in self.skipped],
-            "replayed_rows": self.replayed,
-        }
+        self.job = job
+        self.settings = job.settings
+        components = job.components
+        self.text = components.get("text_encoder", LlamaChatTextEncoder)
+        self.cache = FeatureCache()
+        self.rows: dict[str, Row] = {}
+        self.skipped: list[Skipped] = []
+        self.new_rows = self._rows(job.new.train)
+        if not self.new_rows:
+            reasons = "; ".join(f"{s.clip_id}: {s.reason}" for s in self.skipped[:2])
+            raise TTSHostError(f"no usable training clips for speaker '{job.speaker}'"
+                               + (f" ({reasons})" if reasons else ""))
+        pool = [row for name in sorted(job.earlier()) for row in self._rows(job.clips[name].train)]
+        for group in job.clips.values():
+            self._rows(group.heldout)
+        components.release("codec")
+        self.mixed = mix_replay(self.new_rows, pool, job.replay, random.Random(self.settings.seed))
+        self.model = components.get("acoustic_model", LlasaLanguageModel).trainable(self.settings.lora_rank,
+                                                                                     self.settings.lora_alpha)
 
+    def _rows(self, clips: Sequence[ClipRef]) -> list[Row]:
+        """Training rows of ``clips`` (tagged with their speaker), each built once."""
+        missing = [c for c in clips if c.id + c.sha256 not in self.rows]
+        for speaker in dict.fromkeys(c.speaker for c in missing):
+            group = [c for c in missing if c.speaker == speaker]
+            rows, skipped = dataset_rows(self.text.tokenizer, self.text.layout, group,
+                                         self.job.file_hashes["codec_weights"], max_length=self.settings.max_length,
+                                         codec=lambda: self.job.components["codec"], speaker=speaker, cache=self.cache)
+            by_id = {row.clip_id: row for row in rows}
+            self.rows.update({c.id + c.sha256: by_id[c.id] for c in group if c.id in by_id})
+            if speaker == self.job.speaker:
+                self.skipped += skipped
+        return [self.rows[c.id + c.sha256] for c in clips if c.id + c.sha256 in self.rows]
 
-def load_trainable(start_dir: Path, settings: FinetuneSettings) -> Any:
-    """The start's LM ready to train: full, a fresh LoRA, or the start's own LoRA adapter continued."""
-    from tts_host.plugins.llasa.lora import load_lm, lora_config
+    def heldout_loss(self, clips: Sequence[ClipRef]) -> float:
+        """Mean token loss of the LM's current weights on ``clips``' rows."""
+        return evaluate(self.model, self._rows(clips), self.text.tokenizer.pad_token_id)
 
-    adapter = start_dir / ADAPTER_DIR
-    has_adapter = (adapter / "adapter_config.json").is_file()
-    if settings.lora_rank is None:
-        if has_adapter:
-            raise TTSHostError(f"{start_dir} is a LoRA checkpoint: continue it with --lora, or fine-tune its "
-                               f"base (or a full checkpoint) for a full fine-tune")
-        return load_lm(start_dir / MODEL_DIR)
-    if has_adapter:
-        import json
+    def train(self) -> TrainingLog:
+        """Train on the new rows with the replayed ones (resumable from the job's state)."""
+        job = self.job
+        result = finetune(self.model, self.mixed, job.state_dir.parent, self.settings, pad_id=self.text.tokenizer.pad_token_id,
+                          context=job.context, on_step=job.on_step, progress=job.progress, log_dir=job.log_dir)
+        extra = {"tokens_per_second": round(result.tokens_per_second, 2), "lora_rank": self.settings.lora_rank,
+                 "replayed_rows": len(self.mixed) - len(self.new_rows),
+                 "skipped": [{"clip": s.clip_id, "reason": s.reason} for s in self.skipped]}
+        return TrainingLog(list(result.losses), result.steps, result.resumed_from or None, None, None, extra)
 
-        rank = json.loads((adapter / "adapter_config.json").read_text())["r"]
-        if rank != settings.lora_rank:
-            raise TTSHostError(f"the starting checkpoint's LoRA adapter has rank {rank}; continue it with "
-                               f"--lora {rank} (got --lora {settings.lora_rank})")
-        return load_lm(start_dir / MODEL_DIR, adapter, trainable=True)
-    from peft import get_peft_model
+    def save(self, out_dir: Path) -> TrainedModel:
+        """The LM weights (safetensors), or the LoRA adapter alone; the voice's conditioning is its speaker tag."""
+        from tts_host.plugins.llasa.clone import text_array
 
-    return get_peft_model(load_lm(start_dir / MODEL_DIR), lora_config(settings.lora_rank, settings.lora_alpha))
-
-
-def save_trained(model: Any, tokenizer: Any, out_dir: Path, lora: bool) -> dict[str, Path]:
-    """Write the trained weights (LM safetensors, or the LoRA adapter alone); returns role -> file.
-
-    A full disk is a one-line error naming ``out_dir``, which is then removed.
-    """
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    try:
-        with disk_full_errors(out_dir):
-            if lora:
-                # Only the LoRA matrices: the base's (frozen) embedding and output layers stay the base's blobs.
-                model.save_pretrained(out_dir / ADAPTER_DIR, save_embedding_layers=False)
-                return {"adapter_config": out_dir / ADAPTER_DIR / "adapter_config.json",
-                        "adapter_weights": out_dir / ADAPTER_DIR / "adapter_model.safetensors"}
-            model.save_pretrained(out_dir / MODEL_DIR)
-            return {"lm_weights": out_dir / MODEL_DIR / "model.safetensors"}
-    except BaseException:
+        out_dir = Path(out_dir)
         shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+        try:
+            with disk_full_errors(out_dir):
+                if self.settings.lora_rank is not None:
+                    # Only the LoRA matrices: the base's (frozen) embedding and output layers stay the base's blobs.
+                    self.model.save_pretrained(out_dir / ADAPTER_DIR, save_embedding_layers=False)
+                    files = {"adapter_config": out_dir / ADAPTER_DIR / "adapter_config.json",
+                             "adapter_weights": out_dir / ADAPTER_DIR / "adapter_model.safetensors"}
+                else:
+                    self.model.save_pretrained(out_dir / MODEL_DIR)
+                    files = {"lm_weights": out_dir / MODEL_DIR / "model.safetensors"}
+        except BaseException:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        return TrainedModel(files, {"speaker_tag": text_array(self.job.speaker)})
 
-
-def finetune_voice(
-    start_dir: Path,
-    work_dir: Path,
-    speaker: str,
-    data: SpeakerData,
-    settings: FinetuneSettings,
-    *,
-    earlier: Mapping[str, SpeakerData] | None = None,
-    replay: float = 0.0,
-    tag_speakers: bool = True,
-    cache: "FeatureCache | None" = None,
-    on_step: Callable[[int, int, float], None] | None = None,
-    progress: bool = False,
-    log_dir: Path | None = None,
-) -> VoiceFinetune:
-    """Fine-tune the model in ``start_dir`` (a materialised base or checkpoint) for ``speaker``.
-
-    Files are written under ``work_dir/output`` by rank 0; ``work_dir/state`` makes a rerun resume.
-    """
-    from transformers import AutoTokenizer
-
-    quiet_transformers()
-    start_dir, work_dir = Path(start_dir), Path(work_dir)
-    info = validate_base(start_dir, weights=False)
-    tokenizer = AutoTokenizer.from_pretrained(start_dir / MODEL_DIR)
-    codec_dir = start_dir / CODEC_DIR
-    context = distributed_context()
-
-    def rows_of(clips: Sequence["Clip"], name: str) -> tuple[list[Row], list[Skipped]]:
-        return dataset_rows(tokenizer, info.layout, clips, codec_dir, max_length=settings.max_length,
-                            speaker=name if tag_speakers else None, cache=cache)
-
-    rows, skipped = rows_of(data.train, speaker)
-    if not rows:
-        reasons = "; ".join(f"{s.clip_id}: {s.reason}" for s in skipped[:2])
-        raise TTSHostError(f"no usable training clips for speaker '{speaker}'" + (f" ({reasons})" if reasons else ""))
-    heldout = {speaker: rows_of(data.heldout, speaker)[0]}
-    earlier_train: dict[str, list[Row]] = {}
-    for name, other in (earlier or {}).items():
-        earlier_train[name] = rows_of(other.train, name)[0]
-        heldout[name] = rows_of(other.heldout, name)[0]
-    pool = [row for name in sorted(earlier_train) for row in earlier_train[name]]
-    if not 0.0 <= replay < 1.0:
-        raise TTSHostError(f"--replay is the share of earlier speakers' rows in training, in [0, 1); got {replay}")
-    mixed = mix_replay(rows, pool, replay, random.Random(settings.seed))
-
-    model = load_trainable(start_dir, settings)
-    pad = tokenizer.pad_token_id
-    before = {name: evaluate(model, hrows, pad) for name, hrows in heldout.items() if hrows}
-    result = finetune(model, mixed, work_dir, settings, pad_id=pad, context=context, on_step=on_step,
-                      progress=progress, log_dir=log_dir)
-    after = {name: evaluate(model, hrows, pad) for name, hrows in heldout.items() if hrows}
-    files: dict[str, Path] = {}
-    if context.main:
-        files = save_trained(model, tokenizer, work_dir / OUTPUT_DIR, settings.lora_rank is not None)
-    if context.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-    result.files = files
-    return VoiceFinetune(result, files, skipped, before, after, len(mixed) - len(rows))

@@ -1,5 +1,6 @@
 """The Llasa fine-tune loop: full or LoRA, cosine schedule with warm-up, gradient accumulation,
-bf16 autocast where the hardware has it, resumable, and unchanged under ``torchrun``.
+the shared device and precision policy (:mod:`tts_host.training.devices`), resumable, and
+unchanged under ``torchrun``.
 
 Every optimizer step consumes one *global batch* of rows. Under ``torchrun`` each of the W
 processes takes batch/W rows of it through a ``DistributedSampler``; the loss is the sum of
@@ -11,15 +12,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa.data import IGNORE, Row
+from tts_host.training.devices import PRECISIONS, Precision
+from tts_host.training.distributed import Distributed
 
 STATE_DIR = "state"
 
@@ -51,31 +53,15 @@ class FinetuneSettings:
             raise TTSHostError("batch size, gradient accumulation and epochs must be at least 1")
         if not 0 < self.learning_rate < math.inf:
             raise TTSHostError(f"learning rate must be a positive finite number, got {self.learning_rate}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise TTSHostError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise TTSHostError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> "FinetuneSettings":
         """Defaults, then a YAML file (optionally under ``finetune:``), then the non-``None`` overrides."""
-        import yaml
+        from tts_host.training.settings import load_settings
 
-        values: dict[str, Any] = {}
-        if config_file is not None:
-            try:
-                loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise TTSHostError(f"{config_file}: cannot read the fine-tune config ({exc})") from exc
-            loaded = loaded.get("finetune", loaded) if isinstance(loaded, dict) else loaded
-            if not isinstance(loaded, dict):
-                raise TTSHostError(f"{config_file}: expected a mapping of fine-tune settings")
-            values.update(loaded)
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise TTSHostError(f"unknown llasa fine-tune setting(s) {', '.join(unknown)} "
-                               f"(known: {', '.join(sorted(known))})")
-        return cls(**values)
+        return load_settings(cls, "llasa", config_file, overrides)
 
     def fingerprint(self) -> str:
         """What must match for a run to resume another (everything but ``save_every``)."""
@@ -101,52 +87,6 @@ class FinetuneResult:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass(frozen=True)
-class Distributed:
-    """This process' place in a ``torchrun`` job (rank 0 of 1 when not distributed)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        """Whether this process writes files and shows progress."""
-        return self.rank == 0
-
-
-def distributed_context() -> Distributed:
-    """Join the process group ``torchrun`` describes (gloo on CPU, nccl on GPUs); rank 0 of 1 otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()  # without importing torch: a single process's cheap checks come first
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size())
-
-
-def pick_device(context: Distributed) -> Any:
-    """The device this process trains on."""
-    import torch
-
-    if torch.cuda.is_available():
-        index = int(os.environ.get("LOCAL_RANK", context.rank)) % torch.cuda.device_count()
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    return torch.device("cpu")
-
-
-def use_bf16(precision: str, device: Any) -> bool:
-    """bf16 autocast: always for ``bf16``; for ``auto`` only on a GPU that supports it."""
-    import torch
-
-    if precision == "bf16":
-        return True
-    return precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-
-
 def collate(rows: Sequence[Row], pad_id: int) -> dict[str, Any]:
     """Right-padded ``input_ids``, ``labels`` (-100 on padding) and ``attention_mask`` tensors."""
     import torch
@@ -168,12 +108,12 @@ def labelled_tokens(batch: dict[str, Any]) -> int:
     return int((batch["labels"][:, 1:] != IGNORE).sum())
 
 
-def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, bf16: bool) -> Any:
-    """Sum of next-token cross-entropy over the labelled positions of ``batch``."""
+def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, precision: Precision | None = None) -> Any:
+    """Sum of next-token cross-entropy over the labelled positions of ``batch`` (autocast as ``precision`` says)."""
     import torch
     import torch.nn.functional as F
 
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+    with precision.autocast() if precision is not None else nullcontext():
         logits = model(input_ids=batch["input_ids"].to(device),
                        attention_mask=batch["attention_mask"].to(device)).logits
     # Shift the labels, not the logits: the (batch x length x vocabulary) logits are never copied.
@@ -183,8 +123,9 @@ def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, bf16: bool) -
                            reduction="sum")
 
 
-def evaluate(model: Any, rows: Sequence[Row], pad_id: int, *, batch_size: int = 8, bf16: bool = False) -> float:
-    """Mean per-token loss of ``model`` on ``rows`` (speech tokens and end of speech)."""
+def evaluate(model: Any, rows: Sequence[Row], pad_id: int, *, batch_size: int = 8,
+             precision: Precision | None = None) -> float:
+    """Mean per-token loss of ``model`` on ``rows`` (speech tokens and end of speech), on the model's device."""
     import torch
 
     if not rows:
@@ -196,25 +137,26 @@ def evaluate(model: Any, rows: Sequence[Row], pad_id: int, *, batch_size: int = 
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
             batch = collate(rows[start:start + batch_size], pad_id)
-            total += float(token_loss_sum(model, batch, device, bf16))
+            total += float(token_loss_sum(model, batch, device, precision))
             count += labelled_tokens(batch)
     model.train(was_training)
     return total / max(count, 1)
 
 
-def _save_state(state_dir: Path, model: Any, optimizer: Any, scheduler: Any, step: int, losses: list[float],
-                settings: FinetuneSettings) -> None:
-    """Write the resumable state (trainable weights, optimizer, scheduler, RNG, step) with the shared toolkit."""
+def _save_state(state_dir: Path, model: Any, optimizer: Any, scheduler: Any, precision: Precision, step: int,
+                losses: list[float], settings: FinetuneSettings) -> None:
+    """Write the resumable state (trainable weights, optimizer, scheduler, loss scaler, RNG, step)."""
     from tts_host.training.seeding import capture_rng
     from tts_host.training.state import save_state
 
     trainable = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
     save_state(state_dir, {"trainable": trainable, "optimizer": optimizer.state_dict(),
-                           "scheduler": scheduler.state_dict(), "rng": capture_rng(), "step": step,
+                           "scheduler": scheduler.state_dict(), "precision": precision.state_dict(),
+                           "rng": capture_rng(), "step": step,
                            "losses": losses, "settings": settings.fingerprint()})
 
 
-def _load_state(state_dir: Path, model: Any, optimizer: Any, scheduler: Any,
+def _load_state(state_dir: Path, model: Any, optimizer: Any, scheduler: Any, precision: Precision,
                 settings: FinetuneSettings) -> tuple[int, list[float]]:
     """Restore a state written by :func:`_save_state`; returns (step, losses). Refuses other settings."""
     import torch
@@ -232,6 +174,7 @@ def _load_state(state_dir: Path, model: Any, optimizer: Any, scheduler: Any,
             params[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    precision.load_state_dict(state.get("precision", {}))
     restore_rng(state["rng"])
     return int(state["step"]), [float(loss) for loss in state["losses"]]
 
@@ -258,12 +201,15 @@ def finetune(
     from torch.utils.data import DataLoader, DistributedSampler
     from transformers import get_cosine_schedule_with_warmup
 
+    from tts_host.training.devices import pick_device, precision_policy
+    from tts_host.training.distributed import distributed_context, sum_across
     from tts_host.training.metrics import MetricLogger
     from tts_host.training.progress import StepProgress
     from tts_host.training.seeding import seed_everything
 
     context = context or distributed_context()
     device = pick_device(context)
+    precision = precision_policy(settings.precision, device)
     if settings.batch_size % context.world:
         raise TTSHostError(f"batch size {settings.batch_size} is not divisible by the {context.world} processes")
     per_rank = settings.batch_size // context.world
@@ -288,9 +234,8 @@ def finetune(
     state_dir = Path(work_dir) / STATE_DIR
     step, losses = 0, []
     if (state_dir / "state.json").is_file():
-        step, losses = _load_state(state_dir, model, optimizer, scheduler, settings)
+        step, losses = _load_state(state_dir, model, optimizer, scheduler, precision, settings)
     resumed_from = step
-    bf16 = use_bf16(settings.precision, device)
     tokens, started = 0, time.perf_counter()
     epoch, offset = divmod(step, steps_per_epoch)
     logger = MetricLogger(log_dir, enabled=context.main)
@@ -302,39 +247,36 @@ def finetune(
                 next(batches)
             for _ in range(steps_per_epoch - offset):
                 micro = [next(batches) for _ in range(settings.grad_accumulation)]
-                count = torch.tensor(float(sum(labelled_tokens(b) for b in micro)))
-                if context.world > 1:
-                    torch.distributed.all_reduce(count)
+                [count] = sum_across([sum(labelled_tokens(b) for b in micro)], context, device)
                 optimizer.zero_grad(set_to_none=True)
-                step_loss = torch.zeros(())
+                step_loss = 0.0
                 for index, batch in enumerate(micro):
                     last = index == len(micro) - 1
                     sync = trained.no_sync() if context.world > 1 and not last else nullcontext()
                     with sync:
-                        loss = token_loss_sum(trained, batch, device, bf16) / count.to(device) * context.world
-                        loss.backward()
-                    step_loss += loss.detach().cpu() / context.world
+                        loss = token_loss_sum(trained, batch, device, precision) / count * context.world
+                        precision.backward(loss)  # DDP averages the gradients over the world
+                    step_loss += float(loss.detach()) / context.world
                     tokens += int(batch["attention_mask"].sum())
-                if context.world > 1:
-                    torch.distributed.all_reduce(step_loss)
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
+                [step_loss] = sum_across([step_loss], context, device)
+                precision.clip(optimizer, 1.0)
+                precision.step(optimizer)
                 scheduler.step()
                 step += 1
-                losses.append(float(step_loss))
+                losses.append(step_loss)
                 bar.advance(losses[-1])
                 logger.log(step, loss=losses[-1], learning_rate=scheduler.get_last_lr()[0])
                 if on_step and context.main:
                     on_step(step, total_steps, losses[-1])
                 if context.main and settings.save_every and step % settings.save_every == 0 and step < total_steps:
-                    _save_state(state_dir, model, optimizer, scheduler, step, losses, settings)
+                    _save_state(state_dir, model, optimizer, scheduler, precision, step, losses, settings)
                 if step >= total_steps:
                     break
             epoch, offset = epoch + 1, 0
     seconds = time.perf_counter() - started
     logger.close()
     if context.main:
-        _save_state(state_dir, model, optimizer, scheduler, step, losses, settings)
+        _save_state(state_dir, model, optimizer, scheduler, precision, step, losses, settings)
     model.eval()
     return FinetuneResult(files={}, losses=losses, steps=step, tokens=tokens, seconds=seconds,
                           resumed_from=resumed_from)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from tts_host import hookimpl
 from tts_host.components import BackendFactory, ComponentFactory, Connection, Stream
 
-SAMPLE_RATE = 22050
-OUTPUT_SAMPLE_RATE = 24000
-CODE_HOP = 1024
-MEL_HOP = 256
+SAMPLE_RATE = 22050  # the GPT's and DVAE's audio rate
+OUTPUT_SAMPLE_RATE = 24000  # the HiFi-GAN decoder's
+CODE_HOP = 1024  # audio samples per DVAE code (DVAE mel hop 256 x 4)
+SPEAKER_SAMPLE_RATE = 16000  # the ResNet speaker encoder's
 D_VECTOR_DIM = 512
 
 TEXT_TOKENS = Stream("text_tokens")
@@ -47,12 +47,8 @@ def register_acoustic_models(register):
     """The XTTS GPT: text tokens + conditioning -> audio codes and latents (the trainable part)."""
     register(ComponentFactory(
         name="xtts-gpt", kind="acoustic_model",
-        accepts={
-            "text": TEXT_TOKENS,
-            "codes": AUDIO_CODES,
-            "conditioning": Stream("mel", sample_rate=SAMPLE_RATE, hop_length=MEL_HOP, dim=80),
-        },
-        produces=GPT_LATENTS, loader=f"{MODULE}:GptAcousticModel",
+        accepts={"text": TEXT_TOKENS, "codes": AUDIO_CODES, "conditioning": Stream("waveform", sample_rate=SAMPLE_RATE)},
+        produces=GPT_LATENTS, loader="tts_host.plugins.xtts.acoustic:GptAcousticModel",
         description="coqui-tts XTTS GPT with perceiver conditioning",
     ))
 
@@ -73,7 +69,7 @@ def register_speaker_encoders(register):
     """The HiFi-GAN decoder's ResNet speaker encoder: 16 kHz audio -> 512-d d-vector."""
     register(ComponentFactory(
         name="xtts-resnet-speaker", kind="speaker_encoder",
-        accepts={"input": Stream("waveform", sample_rate=16000)}, produces=D_VECTOR,
+        accepts={"input": Stream("waveform", sample_rate=SPEAKER_SAMPLE_RATE)}, produces=D_VECTOR,
         loader=f"{MODULE}:ResnetSpeakerEncoder", description="coqui-tts ResNet speaker encoder (frozen)",
     ))
 

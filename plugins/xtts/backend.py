@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from tts_host.backend import Backend, FileRole
+from tts_host.contract import CloneRequest, SpeakRequest, Speech
 from tts_host.errors import TTSHostError
+from tts_host.plugins.xtts import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from tts_host.composition import Components
+    from tts_host.training.job import TrainingJob, TrainingRun
 
 FILE_ROLES = [
     FileRole("config", "config.json", description="coqui XttsConfig (architecture and inference settings)"),
@@ -28,12 +34,10 @@ class XttsBackend(Backend):
     """coqui-tts XTTS v2 as a tts-host backend (GPT-only fine-tuning, frozen DVAE and HiFi-GAN)."""
 
     name = "xtts"
-
-    def presets(self) -> list[str]:
-        """Preset names in ``configs/xtts``: tiny, small, v2."""
-        from tts_host.plugins.xtts.presets import preset_names
-
-        return preset_names()
+    training_sample_rate = SAMPLE_RATE
+    sampling_options = frozenset({"temperature", "top_p", "top_k", "repetition_penalty"})
+    streams = True
+    speech_roles = ("text_encoder", "acoustic_model", "vocoder")
 
     def init_base(self, preset: str, out_dir: Path, *, seed: int = 0) -> Path:
         """A published-layout XTTS folder with random weights (it speaks noise until trained)."""
@@ -61,14 +65,11 @@ class XttsBackend(Backend):
 
         validate_folder(Path(folder), architecture or None)
 
-    def conditioning(self, model_folder: Path, references: Sequence[Path]) -> dict[str, np.ndarray]:
-        """``gpt_cond_latent`` and d-vector ``speaker_embedding`` from reference clips (coqui's own code).
+    def conditioning(self, components: Components, request: CloneRequest) -> dict[str, np.ndarray]:
+        """``gpt_cond_latent``, d-vector ``speaker_embedding`` and ``cond_audio`` from the reference clips."""
+        from tts_host.plugins.xtts.synthesis import clone_conditioning
 
-        Every clip is checked (decodes, finite, not silent, long enough) before the model loads.
-        """
-        from tts_host.plugins.xtts.synthesis import compute_conditioning
-
-        return compute_conditioning(Path(model_folder), [Path(p) for p in references])
+        return clone_conditioning(components, [Path(p) for p in request.references])
 
     def export_formats(self) -> list[str]:
         """``coqui``: a published-layout folder coqui-tts and AllTalk load as is."""
@@ -84,37 +85,30 @@ class XttsBackend(Backend):
         name = getattr(voice, "name", str(voice))
         return export_coqui(Path(model_folder), {name: dict(conditioning)} if conditioning else {}, Path(out))
 
-    def finetune(self, library: Any, *, speaker: str, data: Path, start: str | None = None,
-                 base: str | None = None, config: Path | None = None, epochs: int | None = None,
-                 batch_size: int | None = None, lr: float | None = None, replay: float | None = None,
-                 resume: bool = False, restart: bool = False, allow_empty_text: bool = False,
-                 log_dir: Path | None = None, progress: bool = True, on_step: Any = None, **settings: Any):
-        """Fine-tune the GPT for ``speaker`` on ``data``, from ``start`` (voice or record) or ``base``.
-
-        Returns a :class:`~tts_host.plugins.xtts.finetune.FinetuneOutcome` (``summary_lines()``,
-        ``warnings``, the stored checkpoint and voice). Extra keyword settings override the config.
-        ``restart`` discards an interrupted run's saved progress (refused otherwise unless
-        ``resume``); ``allow_empty_text`` trains on clips without a transcript.
-        """
-        from tts_host.plugins.xtts.finetune import run_finetune
+    def training_settings(self, config: Path | None, overrides: Mapping[str, Any]) -> Any:
+        """:class:`~tts_host.plugins.xtts.training.FinetuneSettings`: defaults < ``config`` YAML < ``overrides``."""
         from tts_host.plugins.xtts.training import FinetuneSettings
+        from tts_host.training.settings import load_settings
 
-        options = FinetuneSettings.load(config, epochs=epochs, batch_size=batch_size, lr=lr, replay=replay,
-                                        **settings)
-        return run_finetune(self, library, speaker=speaker, data=Path(data), start=start, base=base,
-                            settings=options, resume=resume, restart=restart, allow_empty_text=allow_empty_text,
-                            log_dir=log_dir, progress=progress, on_step=on_step)
+        return load_settings(FinetuneSettings, self.name, config, overrides)
 
-    def speak(self, library: Any, *, voice: str, text: str, out: Path, language: str | None = None,
-              stream: bool = False, seed: int = 0, bf16: bool = False, temperature: float | None = None,
-              top_p: float | None = None, top_k: int | None = None, repetition_penalty: float | None = None):
-        """Synthesise ``text`` with ``voice`` into a 24 kHz wav at ``out``; returns a ``SpeechResult``.
+    def training_run(self, job: TrainingJob) -> TrainingRun:
+        """Train the GPT of ``job``'s components (frozen DVAE, no vocoder loaded)."""
+        from tts_host.plugins.xtts.finetune import XttsTrainingRun
 
-        Sampling options left as None use the model's config.json values (coqui's defaults).
-        """
-        from tts_host.plugins.xtts.synthesis import speak_voice
+        return XttsTrainingRun(job)
 
-        sampling = {k: v for k, v in {"temperature": temperature, "top_p": top_p, "top_k": top_k,
-                                      "repetition_penalty": repetition_penalty}.items() if v is not None}
-        return speak_voice(library, voice, text, Path(out), language=language, stream=stream, seed=seed, bf16=bf16,
-                           sampling=sampling)
+    def check_speech(self, folder: Path, voice: Any, request: SpeakRequest) -> None:
+        """The language (the request's, else the voice's, else ``en``) is one the model lists, with its frontend."""
+        from tts_host.plugins.xtts.model import read_config
+        from tts_host.plugins.xtts.text import check_language
+
+        check_language(request.language or voice.language or "en", list(read_config(Path(folder))["languages"]))
+
+    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Any,
+                   request: SpeakRequest) -> Speech:
+        """Text encoder -> GPT -> vocoder, a sentence at a time (streamed with ``request.stream``)."""
+        from tts_host.plugins.xtts.synthesis import synthesize, voice_conditioning
+
+        conditioning = voice_conditioning(conditioning, voice, components.folder)
+        return synthesize(components, conditioning, request.language or voice.language or "en", request)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tts_host.folders import new_folder
-from tts_host.plugins.xtts.presets import DVAE_KEY, load_preset
+from tts_host.plugins.xtts.dvae_config import DVAE_KEY
+from tts_host.presets import load_preset
 from tts_host.plugins.xtts.vocab import build_vocab
 from tts_host.oserrors import disk_full_errors
 
@@ -45,7 +46,7 @@ def init_base(preset_name: str, out_dir: Path, *, seed: int = 0) -> Path:
 
     from tts_host.plugins.xtts.model import build_dvae, build_xtts, keep_torch_threads
 
-    preset = load_preset(preset_name)
+    preset = load_preset("xtts", preset_name)
     out_dir = Path(out_dir)
     with new_folder(out_dir) as staging:
         torch.manual_seed(seed)

@@ -51,10 +51,10 @@ def collapse_trailing_repeats(mels: torch.Tensor) -> tuple[torch.Tensor, torch.T
     differs = ~same
     # index of the last frame that differs from the final one, -1 if the whole row is one run
     last_different = torch.where(differs.any(dim=1), total - 1 - differs.flip(1).int().argmax(dim=1),
-                                 torch.full((batch,), -1, dtype=torch.long))
+                                 torch.full((batch,), -1, dtype=torch.long, device=mels.device))
     kept = last_different + 2  # ordinary frames plus one frame standing for the run
     width = int(kept.max())
-    positions = torch.arange(width).unsqueeze(0)
+    positions = torch.arange(width, device=mels.device).unsqueeze(0)
     source = torch.minimum(positions, kept.unsqueeze(1) - 1)  # padding repeats the run frame
     frames = torch.gather(mels, 2, source.unsqueeze(1).expand(-1, mels.shape[1], -1))
     counts = (positions < kept.unsqueeze(1) - 1).to(mels.dtype)

@@ -16,12 +16,15 @@ from tts_host.data.espeak import SENTENCES, VOICES, espeak_available, speak_fold
 from tts_host.errors import TTSHostError
 
 SPEAKERS = ("A", "B")
-DEMO_SETTINGS = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "seed": 1}
+DEMO_SETTINGS = {"epochs": 2, "batch_size": 4, "learning_rate": 1e-3, "settings": {"seed": 1}}
 TEST_SENTENCE = "Hello, this voice was fine-tuned by the demo."
 
 
 def run_demo(workdir: Path, *, progress: bool = True) -> Iterator[str]:
     """Run the demo in ``workdir`` (a fresh library each time); yields the lines to print."""
+    from tts_host.bases import init_base
+    from tts_host.contract import FinetuneRequest, SpeakRequest
+    from tts_host.host import get_host
     from tts_host.speakers.library import Library
 
     workdir = Path(workdir).resolve()
@@ -33,19 +36,20 @@ def run_demo(workdir: Path, *, progress: bool = True) -> Iterator[str]:
     data = {name: speak_folder(VOICES[name], workdir / "speech" / name, SENTENCES) for name in SPEAKERS}
     voices = ", ".join(VOICES[name] for name in SPEAKERS)
     yield f"speech: {len(SENTENCES)} sentences each from espeak-ng voices {voices} in {workdir / 'speech'}"
-    with Library(home) as library:
+    host = get_host()
+    with Library(home, host=host) as library:
         backend = library.backend("xtts")
-        base = library.init_base(backend, "tiny", "xtts-tiny", seed=0)
+        base = init_base(library, backend, "tiny", "xtts-tiny", seed=0)
         yield f"base: {base.label}, tiny XTTS with random weights (it speaks noise until trained)"
-        first = backend.finetune(library, speaker="A", data=data["A"], base=base.name, progress=progress,
-                                 log_dir=workdir / "logs" / "A", **DEMO_SETTINGS)
+        first = backend.finetune(library, FinetuneRequest("A", data["A"], base=base.name, progress=progress,
+                                                          log_dir=workdir / "logs" / "A", **DEMO_SETTINGS))
         yield from first.summary_lines()
-        second = backend.finetune(library, speaker="B", data=data["B"], start="A", replay=0.2, progress=progress,
-                                  log_dir=workdir / "logs" / "B", **DEMO_SETTINGS)
+        second = backend.finetune(library, FinetuneRequest("B", data["B"], start="A", replay=0.2, progress=progress,
+                                                           log_dir=workdir / "logs" / "B", **DEMO_SETTINGS))
         yield from second.summary_lines()
         yield from (f"warning: {w}" for w in second.warnings)
         for name in SPEAKERS:
-            result = backend.speak(library, voice=name, text=TEST_SENTENCE, out=workdir / "out" / f"{name}.wav")
+            result = backend.speak(library, SpeakRequest(name, TEST_SENTENCE, workdir / "out" / f"{name}.wav"))
             yield from result.summary_lines()
         problems = library.verify(deep=True)
         if problems:

@@ -8,9 +8,10 @@ attention. :func:`speed_up_for_training` keeps every rate and formula and change
 computed:
 
 - every ``nn.Dropout`` becomes :class:`tts_host.training.dropout.Dropout` (same law, masks drawn
-  on every core, still seeded by ``torch.manual_seed``);
-- attention with dropout is computed explicitly (scores, softmax, dropout, values) with that
-  mask; without dropout (evaluation, inference) it is transformers' SDPA, as before;
+  on every core, still seeded by ``torch.manual_seed``; on a GPU it is torch's own dropout);
+- attention with dropout on a CPU is computed explicitly (scores, softmax, dropout, values)
+  with that mask; without dropout (evaluation, inference), and on a GPU, whose fused SDPA
+  kernels draw their own masks, it is transformers' SDPA, as before;
 - ``gelu_new`` (eight element-wise passes in Python) becomes torch's fused tanh GELU, the same
   function.
 """
@@ -43,11 +44,12 @@ def speed_up_for_training(gpt: Any) -> None:
 def attention_with_dropout(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                            attention_mask: torch.Tensor | None, dropout: float = 0.0,
                            scaling: float | None = None, is_causal: bool | None = None, **kwargs: Any):
-    """transformers attention interface: SDPA without dropout; explicit attention with the fast mask otherwise."""
+    """transformers attention interface: SDPA without dropout or off the CPU; else explicit, with the fast mask."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if not dropout or not module.training:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=scaling,
+    if not dropout or not module.training or query.device.type != "cpu":
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      dropout=dropout if module.training else 0.0, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scale)

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from tts_host.plugins.xtts.presets import dvae_architecture
+from tts_host.plugins.xtts import SAMPLE_RATE
+from tts_host.plugins.xtts.dvae_config import dvae_architecture
 
 # Mel settings of the DVAE input and of the GPT conditioning (perceiver) input, as coqui's trainer uses them.
 DVAE_MEL = {"filter_length": 1024, "hop_length": 256, "win_length": 1024}
 STYLE_MEL = {"filter_length": 2048, "hop_length": 256, "win_length": 1024}
-SAMPLE_RATE = 22050
-OUTPUT_SAMPLE_RATE = 24000
 
 
 @contextlib.contextmanager
@@ -153,29 +152,27 @@ def load_tensor_file(path: Path):
     return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
-def load_xtts(folder: Path, *, for_inference: bool = True):
-    """Load a (validated) model folder into coqui's ``Xtts``, with fine-tuned GPT weights applied.
+def load_gpt(folder: Path, config: dict[str, Any]):
+    """The GPT of a (validated) model folder: model.pth's GPT, replaced by ``gpt.safetensors`` when present.
 
-    A tts-host checkpoint folder holds the base's files plus ``gpt.safetensors``; those GPT
-    weights replace model.pth's.
+    A tts-host checkpoint folder holds the base's files plus ``gpt.safetensors``.
     """
-    import torch
     from safetensors.torch import load_file
 
-    folder = Path(folder)
-    config = read_config(folder)
-    model = build_xtts(config, folder / "vocab.json")
-    state = load_tensor_file(folder / "model.pth")
-    state = normalise_model_state(state.get("model", state))
-    model.load_state_dict(state, strict=True)
-    gpt_file = folder / "gpt.safetensors"
+    gpt = build_gpt(config)
+    gpt_file = Path(folder) / "gpt.safetensors"
     if gpt_file.exists():
-        model.gpt.load_state_dict(load_file(str(gpt_file)), strict=True)
-    model.mel_stats = load_tensor_file(folder / "mel_stats.pth").to(torch.float32)
-    if for_inference:
-        with quiet_transformers():
-            model.eval()  # coqui's Xtts.eval also prepares the GPT's cached inference model
-    return model
+        state = load_file(str(gpt_file))
+    else:
+        state = model_part(load_tensor_file(Path(folder) / "model.pth"), "gpt.")
+    gpt.load_state_dict(state, strict=True)
+    return gpt
+
+
+def model_part(checkpoint: dict, prefix: str) -> dict:
+    """The tensors of one part of model.pth (``gpt.``, ``hifigan_decoder.``), with the prefix removed."""
+    state = normalise_model_state(checkpoint.get("model", checkpoint))
+    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
 
 
 IGNORED_MODEL_PREFIXES = ("torch_mel_spectrogram_style_encoder", "torch_mel_spectrogram_dvae", "dvae")

@@ -1,197 +1,177 @@
-"""Speaker conditioning and speech synthesis with coqui's own XTTS inference code."""
+"""XTTS speech and cloning through the backend's components.
+
+Speech: the text encoder cuts the text into sentences and tokenises them -> the acoustic model
+(the GPT) samples audio codes and their latents, at most as many as the sentence can need ->
+the vocoder turns latents + the voice's d-vector into 24 kHz audio. Streaming vocodes the
+latents as the GPT samples them, each window with a little context before and after, and
+cross-fades the joins, so the work grows with the audio, not with its square.
+
+Cloning: the speaker encoder gives the d-vector (16 kHz audio), the acoustic model the GPT
+conditioning latent (22.05 kHz audio), both from the reference clips.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from tts_host.contract import SpeakRequest, Speech
 from tts_host.errors import TTSHostError
-from tts_host.plugins.xtts.model import SAMPLE_RATE
-from tts_host.plugins.xtts.text import check_request, text_chunks
-from tts_host.speech import SpeechResult, audio_token_budget, check_references, join_speech, pause, write_wav
+from tts_host.plugins.xtts import SAMPLE_RATE, SPEAKER_SAMPLE_RATE
+from tts_host.speech import audio_token_budget, join_speech, pause
+
+if TYPE_CHECKING:
+    from tts_host.composition import Components
+
+STREAM_CHUNK_TOKENS = 20  # codes per streamed piece (coqui's default stream_chunk_size)
+CONTEXT_FRAMES = 16  # latents decoded before a streamed piece (the vocoder's left context)
+HOLDBACK_FRAMES = 8  # latents kept back until more follow (its right context)
+FADE_SAMPLES = 256  # cross-fade at each join
 
 
-def conditioning_from_model(model: Any, references: list[Path]) -> dict[str, np.ndarray]:
-    """``gpt_cond_latent``, ``speaker_embedding`` and ``cond_audio`` of reference clips, for a loaded Xtts."""
-    import librosa
+def read_reference(path: Path, sample_rate: int, seconds: float | None = None) -> np.ndarray:
+    """A reference clip as mono float32 at ``sample_rate`` (at most ``seconds`` long)."""
+    from tts_host.data.audio import read_audio
+
+    audio = read_audio(Path(path), sample_rate)
+    return audio[: int(sample_rate * seconds)] if seconds else audio
+
+
+def clone_conditioning(components: Components, references: list[Path]) -> dict[str, np.ndarray]:
+    """``gpt_cond_latent``, ``speaker_embedding`` and ``cond_audio`` of reference clips (coqui's recipe).
+
+    The d-vector is the mean of each clip's, resampled to 16 kHz; the latent comes from the
+    clips joined, up to ``gpt_cond_len`` seconds. ``cond_audio`` is kept so that a later
+    fine-tune can recompute the latent with its own GPT.
+    """
+    acoustic = components["acoustic_model"]
+    encoder = components["speaker_encoder"]
+    config = acoustic.config
+    clips = [read_reference(p, SAMPLE_RATE, config["max_ref_len"]) for p in references]
     import torch
+    import torchaudio
 
-    missing = [str(p) for p in references if not Path(p).is_file()]
-    if missing:
-        raise TTSHostError(f"reference clip {missing[0]} does not exist")
-    if not references:
-        raise TTSHostError("no reference clips given: pass at least one --ref")
-    config = model.config
-    audios = [torch.from_numpy(librosa.load(str(p), sr=SAMPLE_RATE, mono=True)[0][: SAMPLE_RATE * config.max_ref_len])
-              .reshape(1, -1) for p in references]
-    with torch.inference_mode():
-        embeddings = [model.get_speaker_embedding(audio, SAMPLE_RATE) for audio in audios]
-        cond_audio = torch.cat(audios, dim=-1)[:, : SAMPLE_RATE * config.gpt_cond_len]
-        latent = latent_from_audio(model, cond_audio.numpy()[0])
+    vectors = [encoder.embed(torchaudio.functional.resample(torch.from_numpy(c), SAMPLE_RATE, SPEAKER_SAMPLE_RATE)
+                             .numpy()) for c in clips]
+    cond_audio = np.concatenate(clips)[: SAMPLE_RATE * int(config["gpt_cond_len"])].astype(np.float32)
     return {
-        "gpt_cond_latent": latent,
-        "speaker_embedding": torch.stack(embeddings).mean(dim=0).numpy(),
-        "cond_audio": cond_audio.numpy()[0].astype(np.float32),
+        "gpt_cond_latent": acoustic.conditioning_latent(cond_audio),
+        "speaker_embedding": np.mean(vectors, axis=0).reshape(1, -1, 1).astype(np.float32),
+        "cond_audio": cond_audio,
     }
 
 
-def latent_from_audio(model: Any, cond_audio: np.ndarray) -> np.ndarray:
-    """The GPT conditioning latent of 22.05 kHz audio with this model's (possibly fine-tuned) GPT."""
-    import torch
-
-    audio = torch.from_numpy(np.asarray(cond_audio, dtype=np.float32)).reshape(1, -1)
-    if audio.shape[-1] < SAMPLE_RATE // 3:
-        raise TTSHostError("reference audio too short: at least 0.33 s of speech is needed")
-    config = model.config
-    with torch.inference_mode():
-        latent = model.get_gpt_cond_latents(audio, SAMPLE_RATE, length=config.gpt_cond_len,
-                                            chunk_length=config.gpt_cond_chunk_len)
-    return latent.numpy()
-
-
-def compute_conditioning(model_folder: Path, references: list[Path]) -> dict[str, np.ndarray]:
-    """Zero-shot clone: conditioning of ``references`` with the model in ``model_folder``.
-
-    Every clip is checked (decodes, finite, not silent, long enough) before the model loads.
-    """
-    from tts_host.plugins.xtts.model import load_xtts
-
-    check_references(references)
-    return conditioning_from_model(load_xtts(model_folder), references)
-
-
-def synthesize(model: Any, text: str, conditioning: Mapping[str, np.ndarray], *, language: str = "en",
-               stream: bool = False, seed: int = 0, bf16: bool = False, max_new_tokens: int | None = None,
-               on_chunk: Any = None, sampling: Mapping[str, Any] | None = None) -> tuple[np.ndarray, float | None]:
-    """24 kHz float32 audio of ``text``; with ``stream``, also seconds to the first chunk.
-
-    The text is spoken a sentence at a time (:func:`tts_host.speech.split_text`, within coqui's
-    char limit and the GPT's text-token limit), the sentences joined with a short pause. For
-    each, the GPT samples at most as many audio tokens as it can need (:mod:`tts_host.speech`),
-    and never more than ``max_new_tokens`` when it is given. ``on_chunk`` gets every streamed
-    piece of audio, pauses included.
-    """
-    import contextlib
-
-    import torch
-
-    from tts_host.plugins.xtts.model import quiet_transformers
-
-    check_request(text, language, model.config.languages, sampling or {})
-    latent = torch.from_numpy(np.asarray(conditioning["gpt_cond_latent"], dtype=np.float32))
-    speaker = torch.from_numpy(np.asarray(conditioning["speaker_embedding"], dtype=np.float32))
-    settings: dict[str, Any] = {"temperature": model.config.temperature, "top_k": model.config.top_k,
-                                "top_p": model.config.top_p, "repetition_penalty": model.config.repetition_penalty,
-                                "length_penalty": model.config.length_penalty}
-    settings.update(sampling or {})
-    ceiling = model.gpt.max_gen_mel_tokens if max_new_tokens is None else max_new_tokens
-    rate = int(model.config.model_args.output_sample_rate)
-    torch.manual_seed(seed)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    started = time.perf_counter()
-    first = None
-    pieces: list[np.ndarray] = []
-    with autocast, torch.inference_mode(), quiet_transformers():
-        for index, chunk in enumerate(text_chunks(model, text, language)):
-            settings["max_new_tokens"] = audio_token_budget(chunk, SAMPLE_RATE / model.gpt.code_stride_len, ceiling)
-            if stream:
-                if index and on_chunk is not None:
-                    on_chunk(pause(rate))
-                parts = []
-                for part in model.inference_stream(chunk, language, latent, speaker, **settings):
-                    if first is None:
-                        first = time.perf_counter() - started
-                    parts.append(part.float().cpu().numpy().reshape(-1))
-                    if on_chunk is not None:
-                        on_chunk(parts[-1])
-                pieces.append(np.concatenate(parts) if parts else np.zeros(0, np.float32))
-            elif bf16:
-                pieces.append(_inference_bf16(model, chunk, language, latent, speaker, settings))
-            else:
-                wav = model.inference(chunk, language, latent, speaker, **settings)["wav"]
-                pieces.append(np.asarray(wav, dtype=np.float32).reshape(-1))
-    return join_speech(pieces, rate), first
-
-
-def _inference_bf16(model: Any, text: str, language: str, latent: Any, speaker: Any,
-                    settings: dict[str, Any]) -> np.ndarray:
-    """coqui's inference steps with the GPT under bf16 autocast and HiFi-GAN in fp32.
-
-    coqui's ``Xtts.inference`` cannot run whole under autocast (it converts the bf16 waveform
-    to numpy); this runs its GPT generation and latent pass in bf16 and decodes in fp32.
-    """
-    import torch
-
-    tokens = torch.IntTensor(model.tokenizer.encode(text.strip().lower(), lang=language.split("-")[0])).unsqueeze(0)
-    codes = model.gpt.generate(cond_latents=latent, text_inputs=tokens, do_sample=True, num_return_sequences=1,
-                               num_beams=1, output_attentions=False, **settings)
-    latents = model.gpt(tokens, torch.tensor([tokens.shape[-1]]), codes,
-                        torch.tensor([codes.shape[-1] * model.gpt.code_stride_len]), cond_latents=latent,
-                        return_attentions=False, return_latent=True)
-    with torch.autocast("cpu", enabled=False):
-        wav = model.hifigan_decoder(latents.float(), g=speaker)
-    return wav.float().reshape(-1).numpy().astype(np.float32)
-
-
-def voice_conditioning(library: Any, voice: Any, model_folder: Path) -> dict[str, np.ndarray]:
+def voice_conditioning(stored: Mapping[str, np.ndarray], voice: Any, folder: Path) -> Mapping[str, np.ndarray]:
     """A voice's conditioning: stored with the voice, else its entry in the checkpoint's speakers file."""
     from tts_host.plugins.xtts.speakers_file import FILE, read_speakers
 
-    stored = library.voice_conditioning(voice)
     if stored:
         return stored
-    entry = read_speakers(model_folder / FILE).get(voice.name)
+    entry = read_speakers(Path(folder) / FILE).get(voice.name)
     if entry is None:
         raise TTSHostError(f"voice '{voice.name}' has no conditioning: clone it again with `tts-host voices add`")
     return entry
 
 
-def speak_voice(library: Any, voice_name: str, text: str, out: Path, *, language: str | None = None,
-                stream: bool = False, seed: int = 0, bf16: bool = False,
-                sampling: Mapping[str, Any] | None = None) -> SpeechResult:
-    """Check the request and the voice's files (the library's cheap check), synthesise ``text``, write a 24 kHz wav.
+def sampling_settings(config: Mapping[str, Any], request: SpeakRequest) -> dict[str, Any]:
+    """Generation options: the model's config.json values, then the request's."""
+    settings = {name: config[name] for name in ("temperature", "top_k", "top_p", "repetition_penalty",
+                                                  "length_penalty") if name in config}
+    settings.update(request.sampling)
+    return settings
 
-    The text, the language (and its text frontend) and the sampling options are checked before
-    anything is checked or loaded.
+
+def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], language: str,
+               request: SpeakRequest) -> Speech:
+    """Speech for ``request.text``: a sentence at a time, joined with short pauses."""
+    import torch
+
+    text_encoder, acoustic, vocoder = (components["text_encoder"], components["acoustic_model"],
+                                       components["vocoder"])
+    speaker = np.asarray(conditioning["speaker_embedding"], dtype=np.float32)
+    settings = sampling_settings(acoustic.config, request)
+    autocast = (torch.autocast(acoustic.device.type, dtype=torch.bfloat16) if request.precision == "bf16"
+                else contextlib.nullcontext())
+    rate = int(vocoder.sample_rate)
+    torch.manual_seed(request.seed)
+    started, first = time.perf_counter(), None
+    pieces: list[np.ndarray] = []
+    for index, sentence in enumerate(text_encoder.sentences(request.text, language)):
+        tokens = text_encoder.encode(sentence, language.split("-")[0])
+        budget = audio_token_budget(sentence, acoustic.codes_per_second, acoustic.max_audio_tokens)
+        options = {**settings, "max_new_tokens": budget}
+        if not request.stream:
+            with autocast:
+                latents = acoustic.generate(tokens, conditioning, **options)["latents"]
+            pieces.append(vocoder.vocode({"latents": latents, "speaker_embedding": speaker}))
+            continue
+        if index and request.on_chunk is not None:
+            request.on_chunk(pause(rate))
+        parts = []
+        for part in stream_audio(acoustic.stream(tokens, conditioning, chunk_tokens=STREAM_CHUNK_TOKENS, **options),
+                                 lambda latents: vocoder.vocode({"latents": latents, "speaker_embedding": speaker}),
+                                 latent_position(acoustic.config), autocast):
+            if first is None:
+                first = time.perf_counter() - started
+            parts.append(part)
+            if request.on_chunk is not None:
+                request.on_chunk(part)
+        pieces.append(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+    return Speech(join_speech(pieces, rate), rate, first)
+
+
+def latent_position(config: Mapping[str, Any]) -> Callable[[int], int]:
+    """Where the decoder's audio for latent ``n`` starts, in samples of its output.
+
+    The decoder resamples latents to its own frame grid (one frame per ``output_hop_length``
+    samples) and makes audio frame by frame, so a window that starts at latent ``n`` starts at
+    the frame nearest to ``n`` latents.
     """
-    import tempfile
-
-    from tts_host.plugins.xtts.model import load_xtts
-
-    voice = library.voice(voice_name)
-    if voice.backend != "xtts":
-        raise TTSHostError(f"voice '{voice_name}' belongs to backend '{voice.backend}', not 'xtts'")
-    language = language or voice.language or "en"
-    languages = _listed_languages(library, voice)  # None: unreadable, and the library check below says so
-    check_request(text, language, languages if languages is not None else [language], sampling or {})
-    with tempfile.TemporaryDirectory(prefix="tts-host-speak-") as tmp:
-        folder = Path(tmp) / "model"
-        library.materialise(library.ready_to_speak(voice), folder)
-        model = load_xtts(folder)
-        conditioning = voice_conditioning(library, voice, folder)
-    started = time.perf_counter()
-    audio, first = synthesize(model, text, conditioning, language=language, stream=stream, seed=seed, bf16=bf16,
-                              sampling=sampling)
-    wall = time.perf_counter() - started
-    rate = int(model.config.model_args.output_sample_rate)
-    write_wav(out, audio, rate)
-    return SpeechResult(Path(out), rate, len(audio) / rate, wall, first)
+    args = config["model_args"]
+    frames_per_latent = (args["gpt_code_stride_len"] / args["output_hop_length"]
+                         * args["output_sample_rate"] / args["input_sample_rate"])
+    hop = int(args["output_hop_length"])
+    return lambda latent: round(latent * frames_per_latent) * hop
 
 
-def _listed_languages(library: Any, voice: Any) -> list[str] | None:
-    """The languages in the config.json of the voice's model, read from the library without loading it.
+def stream_audio(latent_chunks: Iterator[np.ndarray], vocode: Callable[[np.ndarray], np.ndarray],
+                 position: Callable[[int], int], autocast: Any = None) -> Iterator[np.ndarray]:
+    """Audio pieces for streamed latents: each window decoded with context, joins cross-faded.
 
-    ``None`` when the file cannot be read: the library's validation then names the problem.
+    ``position`` places a window that starts at a latent in the whole speech (:func:`latent_position`).
     """
-    import json
-
-    entry = next((f for f in library.model_of(voice).files if f.role == "config"), None)
-    if entry is None:
-        return None
-    try:
-        return list(json.loads(library.blob_path(entry.sha256).read_text(encoding="utf-8"))["languages"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    autocast = autocast or contextlib.nullcontext()
+    latents: np.ndarray | None = None
+    emitted, written, tail = 0, 0, None  # latents and audio samples handed out so far
+    chunks = iter(latent_chunks)
+    final = False
+    while not final:
+        with autocast:
+            new = next(chunks, None)
+        final = new is None
+        if new is not None:
+            latents = new if latents is None else np.concatenate([latents, new], axis=1)
+        if latents is None:
+            return
+        total = latents.shape[1]
+        end = total if final else total - HOLDBACK_FRAMES
+        if end <= emitted:
+            continue
+        start = max(0, emitted - CONTEXT_FRAMES)
+        audio = vocode(latents[:, start:total])
+        offset = position(start)  # where the window starts in the whole speech
+        begin = min(max(written - offset, 0), len(audio))
+        stop = len(audio) if final else min(len(audio), max(begin, position(end) - offset))
+        piece = np.array(audio[begin:stop], dtype=np.float32)
+        if tail is not None:
+            n = min(len(tail), len(piece))
+            weight = np.linspace(0.0, 1.0, n, dtype=np.float32)
+            piece[:n] = tail[:n] * (1.0 - weight) + piece[:n] * weight
+        tail = None if final else audio[stop:stop + FADE_SAMPLES]
+        emitted, written = end, written + len(piece)
+        if len(piece):
+            yield piece

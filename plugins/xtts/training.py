@@ -1,33 +1,36 @@
-"""The XTTS GPT fine-tuning loop: seeded, resumable, bucketed, bf16-capable, best-by-held-out.
+"""The XTTS GPT fine-tuning loop: seeded, resumable, bucketed, on the GPU when there is one, best-by-held-out.
 
 Only the GPT trains (as coqui's GPTTrainer: its optimizer takes ``xtts.gpt.parameters()``);
 the DVAE is used only through cached codes and the HiFi-GAN decoder is not touched. Every
 step's randomness (batch order, conditioning slices, dropout) is derived from the seed and the
 step number, so a resumed run follows the uninterrupted trajectory exactly.
+
+Under ``torchrun`` every step's global batch is cut into one contiguous part per rank; each
+rank weighs its part's two cross-entropy means by its share of the global batch's targets, so
+the gradients summed over ranks are those of coqui's loss of the whole batch: W processes take
+the step one process takes (dropout masks aside, which depend on the tensors' shapes).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import yaml
-
 from tts_host.errors import TTSHostError
-from tts_host.plugins.xtts.features import Collator, TrainItem, gpt_loss
-from tts_host.training.batching import length_bucketed_batches, mix_replay, shard
-from tts_host.training.distributed import average_gradients, is_main_process, rank_and_world
+from tts_host.plugins.xtts.features import Collator, TrainItem, gpt_loss, target_counts, to_device
+from tts_host.training.batching import length_bucketed_batches, mix_replay
+from tts_host.training.devices import PRECISIONS, Precision, on_device, pick_device, precision_policy
+from tts_host.training.distributed import (Distributed, average_gradients, broadcast_from_main,
+                                           distributed_context, local_rows, sum_across)
 from tts_host.training.evaluation import BestTracker, heldout_loss
 from tts_host.training.metrics import MetricLogger
 from tts_host.training.progress import StepProgress
 from tts_host.training.seeding import capture_rng, restore_rng, seed_everything
+from tts_host.training.settings import load_settings
 from tts_host.training.state import load_state, save_state
-
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -35,20 +38,19 @@ class FinetuneSettings:
     """Fine-tuning hyper-parameters (``--config FILE`` takes a YAML mapping of these keys)."""
 
     epochs: int = 10
-    batch_size: int = 2
-    lr: float = 5e-6  # coqui's XTTS recipe
+    batch_size: int = 2  # clips per optimizer step, over all ranks together
+    learning_rate: float = 5e-6  # coqui's XTTS recipe
     weight_decay: float = 1e-2
     betas: tuple[float, float] = (0.9, 0.96)
     warmup_steps: int = 0
     grad_clip: float = 0.0  # 0: no clipping
     seed: int = 1
-    replay: float = 0.0  # share of earlier speakers' clips in each epoch
     text_ce_weight: float = 0.01  # coqui GPTArgs.gpt_loss_text_ce_weight
     mel_ce_weight: float = 1.0  # coqui GPTArgs.gpt_loss_mel_ce_weight
-    precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it, else fp32
+    precision: str = "auto"  # see tts_host.training.devices: bf16 where native, fp16 on other GPUs, else fp32
     save_every: int = 25  # steps between resumable saves (also at every epoch end and on interrupt)
     max_steps: int = 0  # 0: run every epoch
-    forgetting_warning: float = 0.10  # warn when an earlier speaker's held-out loss rises more than this share
+    dropout: float | None = None  # the GPT's dropout rate while training (None: the model's own, 0.1 in XTTS v2)
 
     def __post_init__(self) -> None:
         problems = []
@@ -56,10 +58,10 @@ class FinetuneSettings:
             problems.append(f"epochs must be at least 1 (got {self.epochs})")
         if self.batch_size < 1:
             problems.append(f"batch size must be at least 1 (got {self.batch_size})")
-        if not 0 < self.lr < math.inf:
-            problems.append(f"learning rate must be a positive finite number (got {self.lr})")
-        if not 0.0 <= self.replay < 1.0:
-            problems.append(f"replay must be a share in [0, 1) (got {self.replay})")
+        if not 0 < self.learning_rate < math.inf:
+            problems.append(f"learning rate must be a positive finite number (got {self.learning_rate})")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if problems:
@@ -68,47 +70,12 @@ class FinetuneSettings:
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> "FinetuneSettings":
-        """Defaults, then ``config_file`` (YAML, optionally under a ``finetune:`` key), then non-None overrides."""
-        values: dict[str, Any] = {}
-        if config_file is not None:
-            path = Path(config_file)
-            try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise TTSHostError(f"{path}: cannot read the fine-tune config ({exc})") from exc
-            loaded = loaded.get("finetune", loaded) if isinstance(loaded, dict) else loaded
-            if not isinstance(loaded, dict):
-                raise TTSHostError(f"{path}: expected a mapping of fine-tune settings")
-            known = {f.name for f in fields(cls)}
-            unknown = sorted(set(loaded) - known)
-            if unknown:
-                raise TTSHostError(f"{path}: unknown fine-tune setting(s) {', '.join(unknown)} "
-                                   f"(known: {', '.join(sorted(known))})")
-            values.update(loaded)
-        given = {k: v for k, v in overrides.items() if v is not None}
-        unknown = sorted(set(given) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TTSHostError(f"the xtts backend has no fine-tune setting {', '.join(unknown)}")
-        values.update(given)
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise TTSHostError(f"fine-tune settings: {exc}") from exc
+        """Defaults, then ``config_file`` (YAML, optionally under ``finetune:``), then non-None overrides."""
+        return load_settings(cls, "xtts", config_file, overrides)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for the checkpoint record."""
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
-
-
-def use_bf16(precision: str) -> bool:
-    """Whether bf16 autocast is used: asked for, or ``auto`` on a CPU with AVX512-BF16/AMX."""
-    import torch
-
-    if precision == "bf16":
-        return True
-    if precision == "fp32":
-        return False
-    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
 @dataclass
@@ -125,17 +92,27 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_batches(new: Sequence[TrainItem], earlier: Sequence[TrainItem], settings: FinetuneSettings
-                 ) -> list[list[TrainItem]]:
-    """Every step's batch, derived from the seed only: replay mixing, then length buckets, per epoch."""
-    rank, world = rank_and_world()
+def plan_batches(new: Sequence[TrainItem], earlier: Sequence[TrainItem], settings: FinetuneSettings,
+                 replay: float = 0.0) -> list[list[TrainItem]]:
+    """Every step's global batch, derived from the seed only: ``replay`` mixing, then length buckets, per epoch."""
+    return _plan(new, earlier, settings, replay)[0]
+
+
+def _plan(new: Sequence[TrainItem], earlier: Sequence[TrainItem], settings: FinetuneSettings, replay: float
+          ) -> tuple[list[list[TrainItem]], set[int]]:
+    """:func:`plan_batches` and the steps that end an epoch."""
     plan: list[list[TrainItem]] = []
+    ends: set[int] = set()
     for epoch in range(settings.epochs):
         rng = random.Random(f"xtts-plan-{settings.seed}-{epoch}")
-        pool = mix_replay(list(new), list(earlier), settings.replay, rng)
+        pool = mix_replay(list(new), list(earlier), replay, rng)
         batches = length_bucketed_batches([item.samples for item in pool], settings.batch_size, rng)
-        plan += [[pool[i] for i in batch] for batch in shard(batches, rank, world)]
-    return plan[: settings.max_steps] if settings.max_steps else plan
+        plan += [[pool[i] for i in batch] for batch in batches]
+        ends.add(len(plan))
+    if settings.max_steps:
+        plan = plan[: settings.max_steps]
+        ends = {min(end, len(plan)) for end in ends}
+    return plan, ends
 
 
 def train_gpt(
@@ -148,131 +125,166 @@ def train_gpt(
     state_dir: Path,
     *,
     fingerprint: str,
+    replay: float = 0.0,
     resume: bool = False,
     log_dir: Path | None = None,
     progress: bool = True,
     label: str = "fine-tune",
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    context: Distributed | None = None,
 ) -> TrainResult:
-    """Train ``gpt`` on ``new`` (+ replayed ``earlier``) items; leaves it holding the best weights by held-out loss."""
+    """Train ``gpt`` on ``new`` items (+ a ``replay`` share of ``earlier`` ones); leaves it holding the best weights.
+
+    The GPT trains on :func:`~tts_host.training.devices.pick_device`'s device in the settings'
+    precision and is moved back where it was before returning. ``context`` (default: joined
+    from ``torchrun``'s environment) shares every step's batch among the ranks; rank 0 alone
+    saves the resumable state and the best weights (which every rank ends with) and calls
+    ``on_step(step, total, loss)``.
+    """
     import torch
 
     from tts_host.plugins.xtts.gpt_speedups import speed_up_for_training
 
+    context = context or distributed_context()
+    device = pick_device(context)
+    precision = precision_policy(settings.precision, device)
     speed_up_for_training(gpt)
+    if settings.dropout is not None:
+        set_dropout(gpt, settings.dropout)
     seed_everything(settings.seed)
-    plan = plan_batches(new, earlier, settings)
+    plan, epoch_ends = _plan(new, earlier, settings, replay)
     if not plan:
         raise TTSHostError("no training batches: the dataset has no training clips")
-    optimizer = _optimizer(gpt, settings)
-    warmup = max(settings.warmup_steps, 0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
     tracker = BestTracker(Path(state_dir).with_name(Path(state_dir).name + "-best"))
     train_losses: list[tuple[int, float]] = []
     heldout_losses: list[tuple[int, float]] = []
-    start = 0
-    resumed_from = None
-    if resume:
-        start = _restore(state_dir, fingerprint, gpt, optimizer, scheduler, tracker, train_losses, heldout_losses)
-        resumed_from = start
-    bf16 = use_bf16(settings.precision)
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    heldout_batches = [collator(list(heldout[i:i + settings.batch_size]), None)
-                       for i in range(0, len(heldout), settings.batch_size)]
-
-    def evaluate() -> float:
-        with autocast():
-            return heldout_loss(gpt, heldout_batches,
-                                lambda b: gpt_loss(gpt, b, settings.text_ce_weight, settings.mel_ce_weight)[0])
-
-    epoch_ends = _epoch_ends(len(new), len(earlier), settings, len(plan))
-    logger = MetricLogger(log_dir, enabled=is_main_process())
-    for step, loss in train_losses:
-        logger.log(step, loss=loss)
-    for step, loss in heldout_losses:
-        logger.log(step, heldout_loss=loss)
-    gpt.train()
-    step = start
-    with StepProgress(len(plan), start, label, enabled=progress and is_main_process()) as bar:
-        try:
-            while step < len(plan):
-                torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout of this step
-                batch = collator(plan[step], random.Random(f"xtts-cond-{settings.seed}-{step}"))
-                with autocast():
-                    loss, loss_text, loss_mel = gpt_loss(gpt, batch, settings.text_ce_weight, settings.mel_ce_weight)
-                loss.backward()
-                average_gradients(gpt.parameters())
-                if settings.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(gpt.parameters(), settings.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)  # no gradients held through the next forward pass
-                scheduler.step()
-                step += 1
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TTSHostError(f"the training loss became {value} at step {step}: lower the learning rate")
-                train_losses.append((step, value))
-                logger.log(step, loss=value, loss_text_ce=float(loss_text.detach()),
-                           loss_mel_ce=float(loss_mel.detach()), lr=scheduler.get_last_lr()[0])
-                bar.advance(value)
-                if step in epoch_ends or step == len(plan):
-                    if heldout_batches:
-                        held = evaluate()
-                        heldout_losses.append((step, held))
-                        logger.log(step, heldout_loss=held)
-                        tracker.offer(step, held, gpt.state_dict())
-                    _save(state_dir, fingerprint, step, gpt, optimizer, scheduler, tracker, train_losses,
-                          heldout_losses)
-                elif settings.save_every and step % settings.save_every == 0:
-                    _save(state_dir, fingerprint, step, gpt, optimizer, scheduler, tracker, train_losses,
-                          heldout_losses)
-                if on_step is not None:
-                    on_step(step, value)
-        except KeyboardInterrupt:
-            _save(state_dir, fingerprint, step, gpt, optimizer, scheduler, tracker, train_losses, heldout_losses)
-            raise
-    png = logger.close()
-    del optimizer, scheduler  # free the optimizer state before the best weights are read back
-    if tracker.best_step is not None and tracker.best_step != step:
-        tracker.restore_into(gpt)  # in place, one tensor at a time: no second copy of the weights
+    with on_device(gpt, device):
+        optimizer = _optimizer(gpt, settings)
+        warmup = max(settings.warmup_steps, 0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                      lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+        parts = (optimizer, scheduler, precision, tracker, train_losses, heldout_losses)
+        resumed_from = _restore(state_dir, fingerprint, gpt, *parts) if resume else None
+        heldout_batches = [to_device(collator(list(heldout[i:i + settings.batch_size]), None), device)
+                           for i in range(0, len(heldout), settings.batch_size)]
+        logger = MetricLogger(log_dir, enabled=context.main)
+        for step, loss in train_losses:
+            logger.log(step, loss=loss)
+        for step, loss in heldout_losses:
+            logger.log(step, heldout_loss=loss)
+        gpt.train()
+        step = resumed_from or 0
+        with StepProgress(len(plan), step, label, enabled=progress and context.main) as bar:
+            try:
+                while step < len(plan):
+                    torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout of this step
+                    value, text, mel = _backward(gpt, collator, plan[step], step, settings, context, device,
+                                                 precision)
+                    average_gradients(gpt.parameters())
+                    if settings.grad_clip > 0:
+                        precision.clip(optimizer, settings.grad_clip)
+                    precision.step(optimizer)
+                    optimizer.zero_grad(set_to_none=True)  # no gradients held through the next forward pass
+                    scheduler.step()
+                    step += 1
+                    if not math.isfinite(value):
+                        raise TTSHostError(f"the training loss became {value} at step {step}: "
+                                           "lower the learning rate")
+                    train_losses.append((step, value))
+                    logger.log(step, loss=value, loss_text_ce=text, loss_mel_ce=mel,
+                               learning_rate=scheduler.get_last_lr()[0])
+                    bar.advance(value)
+                    if step in epoch_ends or step == len(plan):
+                        if heldout_batches:
+                            with precision.autocast():
+                                held = heldout_loss(gpt, heldout_batches, lambda b: gpt_loss(
+                                    gpt, b, settings.text_ce_weight, settings.mel_ce_weight)[0])
+                            heldout_losses.append((step, held))
+                            logger.log(step, heldout_loss=held)
+                            if context.main:
+                                tracker.offer(step, held, gpt.state_dict())
+                        _save(state_dir, fingerprint, step, gpt, *parts, context)
+                    elif settings.save_every and step % settings.save_every == 0:
+                        _save(state_dir, fingerprint, step, gpt, *parts, context)
+                    if on_step is not None and context.main:
+                        on_step(step, len(plan), value)
+            except KeyboardInterrupt:
+                _save(state_dir, fingerprint, step, gpt, *parts, context)
+                raise
+        png = logger.close()
+        del optimizer, scheduler, parts  # free the optimizer state before the best weights are read back
+        if context.main and tracker.best_step is not None and tracker.best_step != step:
+            tracker.restore_into(gpt)  # in place, one tensor at a time: no second copy of the weights
+        broadcast_from_main(gpt.state_dict().values(), context)  # every rank ends with rank 0's choice
     return TrainResult(gpt.state_dict(), step, train_losses, heldout_losses, tracker.best_step, resumed_from, png)
 
 
-def _optimizer(gpt: Any, settings: FinetuneSettings):
+def _backward(gpt: Any, collator: Collator, items: Sequence[TrainItem], step: int, settings: FinetuneSettings,
+              context: Distributed, device: Any, precision: Precision) -> tuple[float, float, float]:
+    """Back-propagate this rank's share of coqui's loss of the global batch ``items``.
+
+    coqui's loss is text-weight x (mean text CE) + mel-weight x (mean audio-code CE) over the
+    batch's targets. This rank's part contributes its two means, each weighted by its share of
+    the batch's targets, so the parts' gradients add up to the whole batch's. Returns the whole
+    batch's (loss, text CE, mel CE), the same on every rank.
+    """
+    rows = local_rows(len(items), context)
+    counts: tuple[int, int] = (0, 0)
+    sums: tuple[float, float] = (0.0, 0.0)
+    losses = None
+    if rows:
+        batch = to_device(collator(items, random.Random(f"xtts-cond-{settings.seed}-{step}"), rows), device)
+        counts = target_counts(gpt, batch)
+        with precision.autocast():
+            _, loss_text, loss_mel = gpt_loss(gpt, batch, settings.text_ce_weight, settings.mel_ce_weight)
+        losses = (loss_text, loss_mel)
+        # a part whose only audio targets coqui masks has a NaN mel mean and no share of the mel loss
+        sums = tuple(float(loss.detach()) * count if count else 0.0 for loss, count in zip(losses, counts))
+    text_count, mel_count, text_sum, mel_sum = sum_across([*counts, *sums], context, device)
+    if losses is not None:
+        weights = (settings.text_ce_weight, settings.mel_ce_weight)
+        totals = (text_count, mel_count)
+        share = sum(loss * (weight * (count / total))
+                    for loss, weight, count, total in zip(losses, weights, counts, totals) if count)
+        precision.backward(share * context.world)  # average_gradients divides by the world size
+    text, mel = text_sum / text_count, mel_sum / mel_count
+    return settings.text_ce_weight * text + settings.mel_ce_weight * mel, text, mel
+
+
+def set_dropout(gpt: Any, rate: float) -> None:
+    """Every dropout of ``gpt`` (embeddings, residual branches, attention probabilities) at ``rate``."""
+    from tts_host.training.dropout import Dropout
+
+    for module in gpt.modules():
+        if isinstance(module, Dropout):
+            module.p = rate
+
+
+def _optimizer(gpt: Any, settings: FinetuneSettings) -> Any:
     import torch
 
     params = [p for p in gpt.parameters() if p.requires_grad]
-    options = dict(lr=settings.lr, betas=settings.betas, eps=1e-8, weight_decay=settings.weight_decay)
+    options = dict(lr=settings.learning_rate, betas=settings.betas, eps=1e-8, weight_decay=settings.weight_decay)
     try:
         return torch.optim.AdamW(params, fused=True, **options)
     except (RuntimeError, TypeError):  # no fused kernel for this device or dtype
         return torch.optim.AdamW(params, foreach=True, **options)
 
 
-def _epoch_ends(new: int, earlier: int, settings: FinetuneSettings, total: int) -> set[int]:
-    ends, step = set(), 0
-    _, world = rank_and_world()
-    for epoch in range(settings.epochs):
-        pool = len(mix_replay(list(range(new)), list(range(earlier)), settings.replay,
-                              random.Random(f"xtts-plan-{settings.seed}-{epoch}")))
-        step += math.ceil(math.ceil(pool / settings.batch_size) / world)
-        ends.add(min(step, total))
-    return ends
-
-
-def _save(folder: Path, fingerprint: str, step: int, gpt, optimizer, scheduler, tracker: BestTracker,
-          train_losses, heldout_losses) -> None:
-    if not is_main_process():
+def _save(folder: Path, fingerprint: str, step: int, gpt: Any, optimizer: Any, scheduler: Any, precision: Precision,
+          tracker: BestTracker, train_losses: list, heldout_losses: list, context: Distributed) -> None:
+    if not context.main:
         return
     save_state(folder, {
         "fingerprint": fingerprint, "step": step, "gpt": gpt.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "best": tracker.as_dict(), "rng": capture_rng(),
-        "train_losses": [list(x) for x in train_losses], "heldout_losses": [list(x) for x in heldout_losses],
+        "scheduler": scheduler.state_dict(), "precision": precision.state_dict(), "best": tracker.as_dict(),
+        "rng": capture_rng(), "train_losses": [list(x) for x in train_losses],
+        "heldout_losses": [list(x) for x in heldout_losses],
     })
 
 
-def _restore(folder: Path, fingerprint: str, gpt, optimizer, scheduler, tracker: BestTracker,
-             train_losses: list, heldout_losses: list) -> int:
+def _restore(folder: Path, fingerprint: str, gpt: Any, optimizer: Any, scheduler: Any, precision: Precision,
+             tracker: BestTracker, train_losses: list, heldout_losses: list) -> int:
     if not (Path(folder) / "state.json").is_file():
         raise TTSHostError("there is no interrupted run of this fine-tune to resume (run it without --resume)")
     saved = load_state(folder)
@@ -282,6 +294,7 @@ def _restore(folder: Path, fingerprint: str, gpt, optimizer, scheduler, tracker:
     gpt.load_state_dict(saved["gpt"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
+    precision.load_state_dict(saved.get("precision", {}))
     tracker.load(saved["best"])
     restore_rng(saved["rng"])
     train_losses += [tuple(x) for x in saved["train_losses"]]
@@ -289,16 +302,19 @@ def _restore(folder: Path, fingerprint: str, gpt, optimizer, scheduler, tracker:
     return int(saved["step"])
 
 
-def evaluate_items(gpt: Any, collator: Collator, items: Sequence[TrainItem], settings: FinetuneSettings) -> float:
-    """coqui-style evaluation loss of ``items`` (fixed conditioning slices, no masking)."""
-    import torch
+def evaluate_items(gpt: Any, collator: Collator, items: Sequence[TrainItem], settings: FinetuneSettings,
+                   device: Any = None) -> float:
+    """coqui-style evaluation loss of ``items`` (fixed conditioning slices, no masking) on ``device``.
 
+    ``device`` defaults to the training device (:func:`~tts_host.training.devices.pick_device`);
+    the GPT is moved back where it was afterwards.
+    """
+    device = device if device is not None else pick_device()
+    precision = precision_policy(settings.precision, device)
     size = settings.batch_size
-    batches = [collator(list(items[i:i + size]), None) for i in range(0, len(items), size)]
-    bf16 = use_bf16(settings.precision)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     weights = settings.text_ce_weight, settings.mel_ce_weight
-    with autocast:
+    batches = (to_device(collator(list(items[i:i + size]), None), device) for i in range(0, len(items), size))
+    with on_device(gpt, device), precision.autocast():
         return heldout_loss(gpt, batches, lambda b: gpt_loss(gpt, b, *weights)[0])
 
 

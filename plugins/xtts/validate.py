@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from tts_host.errors import ValidationError
-from tts_host.plugins.xtts.presets import dvae_architecture
+from tts_host.plugins.xtts.dvae_config import dvae_architecture
 
 ARCHITECTURE_ARGS = (
     "gpt_layers", "gpt_n_model_channels", "gpt_n_heads", "gpt_number_text_tokens", "gpt_start_text_token",

@@ -1,15 +1,9 @@
-"""XTTS presets (``configs/xtts/*.yaml``) and the config.json a base folder carries."""
+"""The DiscreteVAE dimensions an XTTS config.json records (coqui-tts does not record them)."""
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
-import yaml
-
-from tts_host.errors import TTSHostError
-
-PRESETS_PACKAGE = "tts_host.configs"
 DVAE_KEY = "dvae"  # our own top-level config.json key; coqui-tts ignores unknown keys
 
 # The DiscreteVAE that coqui's GPTTrainer builds (and every published dvae.pth matches).
@@ -20,20 +14,6 @@ STANDARD_DVAE: dict[str, int] = {
     "num_resnet_blocks": 3,
     "num_layers": 2,
 }
-
-
-def preset_names() -> list[str]:
-    """The presets shipped in ``configs/xtts``."""
-    folder = resources.files(PRESETS_PACKAGE) / "xtts"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """The parsed preset ``name``; an unknown name is a one-line error listing the presets."""
-    if name not in preset_names():
-        raise TTSHostError(f"unknown xtts preset '{name}' (presets: {', '.join(preset_names())})")
-    text = (resources.files(PRESETS_PACKAGE) / "xtts" / f"{name}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
 
 
 def dvae_architecture(config: dict[str, Any]) -> dict[str, int]:

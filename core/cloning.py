@@ -1,0 +1,40 @@
+"""Zero-shot cloning: a voice from reference clips, conditioning computed by the backend's components.
+
+The library only stores what this makes: the checks come first (name free, clips present,
+decodable, long enough, not silent), then the model is materialised, the components are built
+through the host, the backend computes the conditioning, and the library adds the voice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tts_host.contract import CloneRequest
+from tts_host.errors import TTSHostError
+from tts_host.speech import check_references
+
+if TYPE_CHECKING:
+    from tts_host.backend import Backend
+
+
+def clone_voice(backend: Backend, library: Any, model: Any, request: CloneRequest) -> Any:
+    """Add voice ``request.name`` speaking with ``model``, cloned from ``request.references``."""
+    from tts_host.speakers.names import check_name
+
+    name = check_name(request.name, "voice")
+    if library.has_voice(name):
+        raise TTSHostError(f"a voice named '{name}' already exists (rename or remove it first)")
+    if model.backend != backend.name:
+        raise TTSHostError(f"{model.label} belongs to backend '{model.backend}', not '{backend.name}'")
+    references = [Path(r) for r in request.references]
+    if not references:
+        raise TTSHostError("cloning a voice needs at least one reference clip (--ref)")
+    check_references(references)
+    host = backend.host_or_error()
+    host.choose_components(backend.name, dict(request.components))
+    with library.materialised(model) as folder:
+        components = host.components_for(backend.name, folder, dict(request.components),
+                                         device=backend.speech_device())
+        conditioning = backend.conditioning(components, request)
+    return library.add_voice(name, backend, model, conditioning, references, request.language, request.notes)

@@ -1,0 +1,124 @@
+"""The XTTS acoustic model component: coqui's ``GPT`` (text tokens + conditioning -> codes and latents).
+
+It is the part fine-tuning trains (:attr:`GptAcousticModel.gpt`), and the part speech samples
+from: :meth:`GptAcousticModel.generate` for a whole sentence, :meth:`GptAcousticModel.stream`
+for latents as they are sampled. The conditioning latent of reference audio is computed the way
+coqui's ``Xtts.get_gpt_cond_latents`` computes it, with this GPT (so it follows fine-tuning).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from tts_host.errors import TTSHostError
+from tts_host.plugins.xtts import SAMPLE_RATE
+from tts_host.plugins.xtts.model import load_gpt, load_tensor_file, quiet_transformers, read_config
+
+MIN_REFERENCE_SAMPLES = SAMPLE_RATE // 3  # coqui: 0.33 s
+
+
+class GptAcousticModel:
+    """The XTTS GPT of a model folder (``model.pth``'s GPT, or a checkpoint's ``gpt.safetensors``)."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, model_folder: Path, device: str = "cpu") -> None:
+        import torch
+
+        folder = Path(model_folder)
+        self.config = read_config(folder)
+        self.device = torch.device(device)
+        self.gpt = load_gpt(folder, self.config).to(self.device)
+        self.mel_stats = load_tensor_file(folder / "mel_stats.pth").to(torch.float32)
+        self.code_stride_len = int(self.gpt.code_stride_len)
+        self.max_audio_tokens = int(self.gpt.max_gen_mel_tokens)
+        self._ready_for_inference = False
+
+    @property
+    def codes_per_second(self) -> float:
+        """Audio codes the GPT samples per second of speech."""
+        return SAMPLE_RATE / self.code_stride_len
+
+    def conditioning_latent(self, audio: np.ndarray) -> np.ndarray:
+        """The GPT conditioning latent ``(1, latents, dim)`` of mono 22.05 kHz audio (at most ``gpt_cond_len`` s)."""
+        import torch
+
+        from TTS.tts.models.xtts import wav_to_mel_cloning
+
+        samples = torch.from_numpy(np.asarray(audio, dtype=np.float32)).reshape(1, -1)
+        if samples.shape[-1] < MIN_REFERENCE_SAMPLES:
+            raise TTSHostError("reference audio too short: at least 0.33 s of speech is needed")
+        length, chunk = int(self.config["gpt_cond_len"]), int(self.config["gpt_cond_chunk_len"])
+        samples = samples[:, : SAMPLE_RATE * length]
+        perceiver = bool(self.config["model_args"]["gpt_use_perceiver_resampler"])
+        mel_options = ({"n_fft": 2048, "hop_length": 256, "win_length": 1024} if perceiver
+                       else {"n_fft": 4096, "hop_length": 1024, "win_length": 4096})
+        pieces = ([samples[:, i: i + SAMPLE_RATE * chunk] for i in range(0, samples.shape[1], SAMPLE_RATE * chunk)]
+                  if perceiver else [samples])
+        embeddings = []
+        with torch.inference_mode():
+            for piece in pieces:
+                if perceiver and piece.shape[-1] < MIN_REFERENCE_SAMPLES:
+                    continue  # coqui skips a too-short last chunk
+                mel = wav_to_mel_cloning(piece, mel_norms=self.mel_stats, power=2, normalized=False,
+                                         sample_rate=SAMPLE_RATE, f_min=0, f_max=8000, n_mels=80, **mel_options)
+                embeddings.append(self.gpt.get_style_emb(mel.to(self.device), None) if perceiver
+                                  else self.gpt.get_style_emb(mel.to(self.device)))
+            latent = torch.stack(embeddings).mean(dim=0).transpose(1, 2)
+        return latent.float().cpu().numpy()
+
+    def _prepare_inference(self) -> None:
+        if not self._ready_for_inference:
+            with quiet_transformers():
+                self.gpt.init_gpt_for_inference()
+                self.gpt.eval()
+            self._ready_for_inference = True
+
+    def _inputs(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+        import torch
+
+        tokens = torch.as_tensor(np.asarray(text_tokens), dtype=torch.int32).reshape(1, -1).to(self.device)
+        latent = torch.as_tensor(np.asarray(conditioning["gpt_cond_latent"]), dtype=torch.float32).to(self.device)
+        return tokens, latent
+
+    def generate(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray], **sampling: Any) -> dict[str, np.ndarray]:
+        """``{"codes": (n,), "latents": (1, n, dim)}`` for one sentence.
+
+        ``sampling``: transformers generation options (``temperature``, ``top_p``, ``top_k``,
+        ``repetition_penalty``, ``length_penalty``, ``max_new_tokens``).
+        """
+        import torch
+
+        self._prepare_inference()
+        tokens, latent = self._inputs(text_tokens, conditioning)
+        with torch.inference_mode(), quiet_transformers():
+            codes = self.gpt.generate(cond_latents=latent, text_inputs=tokens, do_sample=True, num_beams=1,
+                                      num_return_sequences=1, output_attentions=False, **sampling)
+            latents = self.gpt(tokens, torch.tensor([tokens.shape[-1]], device=self.device), codes,
+                               torch.tensor([codes.shape[-1] * self.code_stride_len], device=self.device),
+                               cond_latents=latent, return_attentions=False, return_latent=True)
+        return {"codes": codes[0].cpu().numpy(), "latents": latents.float().cpu().numpy()}
+
+    def stream(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray], *, chunk_tokens: int = 20,
+               **sampling: Any) -> Iterator[np.ndarray]:
+        """Latents ``(1, k, dim)`` of about ``chunk_tokens`` codes at a time, as the GPT samples them."""
+        import torch
+
+        self._prepare_inference()
+        tokens, latent = self._inputs(text_tokens, conditioning)
+        with torch.inference_mode(), quiet_transformers():
+            embeddings = self.gpt.compute_embeddings(latent, tokens)
+            generator = self.gpt.get_generator(fake_inputs=embeddings, do_sample=True, num_beams=1,
+                                               num_return_sequences=1, output_attentions=False,
+                                               output_hidden_states=True, return_dict_in_generate=True, **sampling)
+            pending: list[Any] = []
+            for _, hidden in generator:
+                pending.append(hidden)
+                if len(pending) >= chunk_tokens:
+                    yield torch.cat(pending, dim=0)[None].float().cpu().numpy()
+                    pending = []
+            if pending:
+                yield torch.cat(pending, dim=0)[None].float().cpu().numpy()
