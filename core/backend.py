@@ -33,6 +33,8 @@ from tts_host.errors import TTSHostError
 from tts_host.contract import CloneRequest, FinetuneRequest, FinetuneResult, SpeakRequest, Speech
 
 if TYPE_CHECKING:
+    from tts_host.speakers.library import Library
+    from tts_host.speakers.records import Model, Voice
     import numpy as np
 
     from tts_host.composition import Components
@@ -77,6 +79,8 @@ class Backend(ABC):
     """Whether temperature 0 means greedy and top-k 0 means no top-k."""
     streams: ClassVar[bool] = False
     """Whether its speech can stream (``--stream``)."""
+    settings_class: ClassVar[str | None] = None
+    """Import path (``module:Class``) of its fine-tune settings dataclass: the ``--config`` keys and defaults."""
     speech_roles: ClassVar[tuple[str, ...]] = ()
     """The component roles its speech uses (built before synthesis is timed)."""
 
@@ -92,7 +96,7 @@ class Backend(ABC):
         return self.host
 
     # -- the calls ------------------------------------------------------------------------
-    def finetune(self, library: Any, request: FinetuneRequest) -> FinetuneResult:
+    def finetune(self, library: Library, request: FinetuneRequest) -> FinetuneResult:
         """Fine-tune a new speaker through core's one workflow (:mod:`tts_host.training.workflow`)."""
         from tts_host.training.workflow import run_finetune
 
@@ -100,13 +104,13 @@ class Backend(ABC):
             raise TTSHostError(f"backend '{self.name}' cannot be fine-tuned")
         return run_finetune(self, library, request)
 
-    def speak(self, library: Any, request: SpeakRequest) -> SpeechResult:
+    def speak(self, library: Library, request: SpeakRequest) -> SpeechResult:
         """Speak with a library voice through core's speech workflow (:mod:`tts_host.synthesis`)."""
         from tts_host.synthesis import speak
 
         return speak(self, library, request)
 
-    def clone(self, library: Any, model: Any, request: CloneRequest) -> Any:
+    def clone(self, library: Library, model: Model, request: CloneRequest) -> Voice:
         """Add a zero-shot voice cloned with ``model`` from reference clips (:mod:`tts_host.cloning`)."""
         from tts_host.cloning import clone_voice
 
@@ -114,10 +118,15 @@ class Backend(ABC):
 
     # -- what the workflows need from a backend --------------------------------------------
     def training_settings(self, config: Path | None, overrides: Mapping[str, Any]) -> Any:
-        """The backend's settings dataclass: defaults, then the ``config`` YAML, then ``overrides``."""
-        raise TTSHostError(f"backend '{self.name}' cannot be fine-tuned")
+        """:attr:`settings_class` from its defaults, then the ``config`` YAML, then ``overrides``."""
+        from tts_host.components import load_object
+        from tts_host.training.settings import load_settings
 
-    def check_start(self, model: Any, settings: Any) -> None:
+        if self.settings_class is None:
+            raise TTSHostError(f"backend '{self.name}' cannot be fine-tuned")
+        return load_settings(load_object(self.settings_class), self.name, config, overrides)
+
+    def check_start(self, model: Model, settings: Any) -> None:
         """Refuse a starting model these settings cannot continue (before data work starts)."""
 
     def chosen_components(self, config: Path | None, chosen: Mapping[str, str]) -> dict[str, str]:
@@ -143,10 +152,10 @@ class Backend(ABC):
         """The backend's training of ``job`` (held-out loss, train, save)."""
         raise TTSHostError(f"backend '{self.name}' cannot be fine-tuned")
 
-    def check_speech(self, folder: Path, voice: Any, request: SpeakRequest) -> None:
+    def check_speech(self, folder: Path, voice: Voice, request: SpeakRequest) -> None:
         """Refuse a request the voice's model cannot speak, before any model loads (e.g. its language)."""
 
-    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Any,
+    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Voice,
                    request: SpeakRequest) -> Speech:
         """Speech for ``request.text`` with a voice's ``conditioning``, made by ``components``."""
         raise TTSHostError(f"backend '{self.name}' cannot speak")
@@ -195,7 +204,7 @@ class Backend(ABC):
         """Formats :meth:`export` writes, besides the library's own ``ttsvoice``."""
         return []
 
-    def export(self, voice: Any, model_folder: Path, conditioning: Mapping[str, np.ndarray],
+    def export(self, voice: Voice, model_folder: Path, conditioning: Mapping[str, np.ndarray],
                fmt: str, out: Path) -> Path:
         """Write ``voice`` (a :class:`tts_host.speakers.Voice`) in format ``fmt`` to ``out``.
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tts_host.errors import TTSHostError
 
 if TYPE_CHECKING:
+    from tts_host.speakers.library import Library
+    from tts_host.speakers.records import Base
     from tts_host.backend import Backend
 
 
-def init_base(library: Any, backend: Backend, preset: str, name: str | None = None, *, seed: int = 0) -> Any:
+def init_base(library: Library, backend: Backend, preset: str, name: str | None = None, *, seed: int = 0) -> Base:
     """Build ``backend``'s base ``preset`` (random weights, seeded) and add it to ``library`` as ``name``."""
     from tts_host.speakers.names import check_name
 

@@ -8,17 +8,20 @@ through the host, the backend computes the conditioning, and the library adds th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tts_host.contract import CloneRequest
 from tts_host.errors import TTSHostError
 from tts_host.speech import check_references
+from tts_host.synthesis import voice_components
 
 if TYPE_CHECKING:
+    from tts_host.speakers.library import Library
+    from tts_host.speakers.records import Model, Voice
     from tts_host.backend import Backend
 
 
-def clone_voice(backend: Backend, library: Any, model: Any, request: CloneRequest) -> Any:
+def clone_voice(backend: Backend, library: Library, model: Model, request: CloneRequest) -> Voice:
     """Add voice ``request.name`` speaking with ``model``, cloned from ``request.references``."""
     from tts_host.speakers.names import check_name
 
@@ -32,9 +35,9 @@ def clone_voice(backend: Backend, library: Any, model: Any, request: CloneReques
         raise TTSHostError("cloning a voice needs at least one reference clip (--ref)")
     check_references(references)
     host = backend.host_or_error()
-    host.choose_components(backend.name, dict(request.components))
+    chosen = voice_components(model, dict(request.components))
+    host.choose_components(backend.name, chosen)
     with library.materialised(model) as folder:
-        components = host.components_for(backend.name, folder, dict(request.components),
-                                         device=backend.speech_device())
+        components = host.components_for(backend.name, folder, chosen, device=backend.speech_device())
         conditioning = backend.conditioning(components, request)
     return library.add_voice(name, backend, model, conditioning, references, request.language, request.notes)

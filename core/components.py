@@ -11,7 +11,6 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from tts_host.errors import CompositionError
 
 COMPONENT_KINDS: tuple[str, ...] = (
     "codec",
@@ -50,13 +49,6 @@ class Stream:
     def __post_init__(self) -> None:
         if self.kind not in STREAM_KINDS:
             raise ValueError(f"unknown stream kind {self.kind!r}; expected one of {', '.join(STREAM_KINDS)}")
-
-    @property
-    def frame_rate(self) -> float | None:
-        """Frames per second, when both the sample rate and the hop are known."""
-        if self.sample_rate and self.hop_length:
-            return self.sample_rate / self.hop_length
-        return None
 
     def describe(self) -> str:
         """A short human description, e.g. ``mel (80 bins, 22050 Hz, hop 256)``."""
@@ -180,13 +172,6 @@ def composition_problems(
                 f"but {source.label()} produces {source.produces.describe()} ({reason})"
             )
     return problems
-
-
-def check_composition(components: Mapping[str, ComponentFactory], connections: Sequence[Connection]) -> None:
-    """Raise :class:`CompositionError` naming every pair of components that does not fit."""
-    problems = composition_problems(components, connections)
-    if problems:
-        raise CompositionError("; ".join(problems))
 
 
 def chain(*roles: str, port: str = "input") -> list[Connection]:

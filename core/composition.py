@@ -81,7 +81,7 @@ class Components:
 
 
 def components_in_config(config_file: Path | None) -> dict[str, str]:
-    """The ``components:`` mapping of a fine-tune or voice YAML file (``{}`` without one)."""
+    """The ``components:`` mapping of a fine-tune YAML file (``{}`` without one)."""
     from tts_host.contract import parse_component_choices
 
     if config_file is None:
@@ -92,7 +92,7 @@ def components_in_config(config_file: Path | None) -> dict[str, str]:
         loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise TTSHostError(f"{config_file}: cannot read the config ({exc})") from exc
-    section = loaded.get("components", {}) if isinstance(loaded, dict) else {}
+    section = (loaded.get("components") or {}) if isinstance(loaded, dict) else {}
     if not isinstance(section, dict):
         raise TTSHostError(f"{config_file}: 'components' must map roles to component names, e.g. vocoder: NAME")
     return parse_component_choices({str(k): v for k, v in section.items()}, f"{config_file}: components")

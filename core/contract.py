@@ -1,6 +1,6 @@
 """The calls every backend answers, as typed requests and results shared by all backends.
 
-The CLI, the Python API and the server build these requests; :class:`~tts_host.backend.Backend`
+The CLI and the Python API build these requests; :class:`~tts_host.backend.Backend`
 takes them; the workflows in core (:mod:`tts_host.training.workflow`, :mod:`tts_host.synthesis`,
 :mod:`tts_host.cloning`) carry them out. An option means the same thing for every backend.
 """

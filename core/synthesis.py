@@ -19,6 +19,7 @@ from tts_host.errors import TTSHostError
 from tts_host.speech import SpeechResult, check_sampling, check_text, write_wav
 
 if TYPE_CHECKING:
+    from tts_host.speakers.library import Library
     from tts_host.backend import Backend
 
 
@@ -40,7 +41,7 @@ def voice_components(voice_model: Any, request_choice: dict[str, str]) -> dict[s
     return {**dict(stored), **request_choice}
 
 
-def speak(backend: Backend, library: Any, request: SpeakRequest) -> SpeechResult:
+def speak(backend: Backend, library: Library, request: SpeakRequest) -> SpeechResult:
     """Synthesise ``request.text`` with a library voice into ``request.out``; see the module docstring."""
     check_speak_request(backend, request)
     voice = library.voice(request.voice)

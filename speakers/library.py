@@ -1,16 +1,17 @@
 """The :class:`Library`: bases, checkpoints and voices over the blob store and the index.
 
-Open it with ``Library()`` (``$TTS_HOST_HOME``, default the user data directory) or
-``Library(home)``. Every change of records is one SQLite transaction; files are staged into
+Open it with ``Library(host=host)`` (``$TTS_HOST_HOME``, default the user data directory) or
+``Library(home, host=host)``: the plugin host gives the backends a record names (without one,
+pass ``Backend`` objects). The library runs no model; core's workflows hand it what backends make. Every change of records is one SQLite transaction; files are staged into
 the blob store first, protected by leases (taken in a short transaction of their own) that
 ``gc`` respects, and referenced by records only once they are whole on disk. A crash at any point leaves the previous state. Every record is
 also kept in the record journal (:mod:`tts_host.speakers.journal`), from which ``tts-host
 library recover`` rebuilds a lost index; an index that is missing, empty or damaged while the
 library holds files is refused (:mod:`tts_host.speakers.index_health`).
 
-Typical use by a backend::
+Typical use by core's fine-tune workflow::
 
-    lib = Library()
+    lib = Library(host=PluginHost().load())
     base = lib.add_base(backend, folder, "xtts-v2")               # validated, deduplicated
     start = lib.validate_for_finetune(base, dest=work / "start")   # re-hash, protected, schema
     ckpt = lib.add_checkpoint(backend, base, None, ["alice"], {"gpt": work / "gpt.safetensors"},

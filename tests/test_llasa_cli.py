@@ -14,6 +14,19 @@ from llasa_fixtures import prepared_speaker, tiny_base  # noqa: F401  (fixture)
 from plugin_dists import run_cli
 
 
+def assert_forgetting_recorded(shown: dict, *, new: str, earlier: str) -> None:
+    """``voices show --json`` of a sequential fine-tune: the fields every backend records, and their values."""
+    from tts_host.training.report import TRAINING_FIELDS
+
+    training = shown["training"]
+    assert sorted(training) == sorted(TRAINING_FIELDS)
+    assert set(training["heldout"]) == {new, earlier} and set(training["forgetting"]) == {earlier}
+    for figures in training["heldout"].values():
+        assert set(figures) == {"before", "after", "rise"} and figures["before"] > 0 and figures["after"] > 0
+        assert figures["rise"] == pytest.approx(figures["after"] / figures["before"] - 1)
+    assert training["train_loss_last"] < training["train_loss_first"]
+
+
 def _ok(result) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -43,6 +56,8 @@ def test_init_finetune_lora_speak_clone_export(tmp_path_factory, speaker_clips, 
     out = _ok(run_cli("finetune", "--backend", "llasa", "--speaker", "B", "--data", str(data_b), "--from", "A",
                       "--lora", "4", "--lr", "1e-2", "--replay", "0.25", *common))
     assert "LoRA rank 4" in out and "earlier speaker A: held-out loss" in out
+    shown = json.loads(_ok(run_cli("voices", "show", "B", "--json")))
+    assert_forgetting_recorded(shown, new="B", earlier="A")
 
     wav = tmp_path / "b.wav"
     _ok(run_cli("speak", "--voice", "B", "The quick brown fox.", "-o", str(wav), "--max-length", "400",

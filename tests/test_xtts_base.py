@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tts_host.errors import TTSHostError, ValidationError
-from tts_host.plugins.xtts.base import BASE_FILES
+from tts_host.plugins.xtts.files import FILE_ROLES
 from xtts_fixtures import copy_base, tiny_base_dir  # noqa: F401  (fixture)
 
 
@@ -24,7 +24,8 @@ def test_init_base_writes_the_published_layout_that_coqui_loads(tiny_base_dir):
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
-    assert sorted(p.name for p in tiny_base_dir.iterdir()) == sorted(BASE_FILES)
+    published = [r.path for r in FILE_ROLES if r.required or r.role == "speakers_xtts"]  # a published folder
+    assert sorted(p.name for p in tiny_base_dir.iterdir()) == sorted(published)
     config = json.loads((tiny_base_dir / "config.json").read_text())
     assert config["model_args"]["gpt_layers"] == 2 and config["model_args"]["gpt_n_model_channels"] == 64
     assert not any(str(v).startswith("http") for v in config["model_args"].values())

@@ -142,9 +142,12 @@ def test_training_items_come_from_the_text_encoder_and_the_codec(tiny_base_dir, 
     clips = dataset_clips(prepare_dataset(source, tmp_path / "prepared", "A", 22050)).all()[:2]
     components = get_host().components_for("xtts", tiny_base_dir)
     cache = FeatureCache(tmp_path / "cache")
-    items = ItemBuilder(components["text_encoder"], lambda: components["codec"], "0" * 64, cache).build(clips)
+    def builder() -> ItemBuilder:
+        return ItemBuilder(components["text_encoder"], lambda: components["codec"], "xtts-dvae", "0" * 64, cache)
+
+    items = builder().build(clips)
     assert cache.stats.computed == 2
-    ItemBuilder(components["text_encoder"], lambda: components["codec"], "0" * 64, cache).build(clips)
+    builder().build(clips)
     assert cache.stats.computed == 2 and cache.stats.hits == 2  # codes come from the cache the second time
     mel_norms = torch.ones(80)
     batch = Collator(mel_norms)(items, random.Random(0))

@@ -105,6 +105,17 @@ def test_sequential_finetunes_train_and_keep_every_speaker(chain):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_voices_show_json_records_forgetting_as_every_backend_does(chain, monkeypatch):
+    import json
+
+    from test_llasa_cli import assert_forgetting_recorded
+
+    monkeypatch.setenv("TTS_HOST_HOME", str(chain["home"]))
+    code, out, err = run_cli("voices", "show", "B", "--json")
+    assert code == 0, err
+    assert_forgetting_recorded(json.loads(out), new="B", earlier="A")
+
+
 def test_dvae_codes_are_computed_once_per_clip_across_epochs_and_runs(chain):
     results = chain["results"]
     with library(chain["home"]) as lib:

@@ -21,7 +21,7 @@ def gpt_and_batch(tiny_base_dir, speaker_clips, tmp_path_factory):
     work = tmp_path_factory.mktemp("speedups")
     dataset = prepare_dataset(speaker_clips("B", 3)[0][0].parent, work / "prepared", "B", 22050)
     components = get_host().components_for("xtts", tiny_base_dir)
-    items = ItemBuilder(components["text_encoder"], lambda: components["codec"], "1" * 64,
+    items = ItemBuilder(components["text_encoder"], lambda: components["codec"], "xtts-dvae", "1" * 64,
                         FeatureCache(work / "cache")).build(dataset_clips(dataset).all()[:2])
     acoustic = components["acoustic_model"]
     return acoustic.gpt, Collator(acoustic.mel_stats)(items, random.Random(0))

@@ -8,25 +8,26 @@ thing for every backend, and a backend that cannot use one says so by name.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from tts_host.cli.library_cmds import open_library
 from tts_host.errors import TTSHostError
+
+if TYPE_CHECKING:
+    from tts_host.backend import Backend
+    from tts_host.contract import SpeakRequest
+    from tts_host.speakers.library import Library
+    from tts_host.speech import SpeechResult
 
 COMPONENT_HELP = "Use component NAME in ROLE for this call (e.g. vocoder=xtts-hifigan-onnx); repeatable."
 
 
-def _backend(name: str):
+def _backend(name: str) -> Backend:
     from tts_host.host import get_host
 
     return get_host().build_backend(name)
-
-
-def _open_library():
-    from tts_host.host import get_host
-    from tts_host.speakers.library import Library
-
-    return Library(host=get_host())
 
 
 def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
@@ -76,7 +77,7 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
                               restart=restart, allow_empty_text=allow_empty_text, log_dir=log_dir,
                               progress=not quiet, components=parse_component_choices(components, "--component"))
     backend = _backend(backend_name)
-    with _open_library() as library:
+    with open_library() as library:
         try:
             outcome = backend.finetune(library, request)
         except KeyboardInterrupt:
@@ -113,7 +114,7 @@ def speak_command(voice: str, text: str, out: Path, language: str | None, stream
     request = SpeakRequest(voice, text, out, language=language, stream=stream, seed=seed,
                            sampling={k: v for k, v in given.items() if v is not None},
                            components=parse_component_choices(components, "--component"))
-    with _open_library() as library:
+    with open_library() as library:
         backend = _backend(library.voice(voice).backend)
         if str(out) != "-":
             _echo_lines(backend.speak(library, request).summary_lines())
@@ -128,7 +129,7 @@ def speak_command(voice: str, text: str, out: Path, language: str | None, stream
         click.echo(line.replace(str(wav), "standard output"), err=True)
 
 
-def _speak_quietly(backend, library, request):
+def _speak_quietly(backend: Backend, library: Library, request: SpeakRequest) -> SpeechResult:
     """``backend.speak`` with anything printed sent to standard error (standard output carries the wav)."""
     import contextlib
     import sys

@@ -56,11 +56,6 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def is_main_process() -> bool:
-    """Whether this process writes checkpoints, logs and the library (rank 0)."""
-    return rank_and_world()[0] == 0
-
-
 def local_rows(count: int, context: Distributed) -> range:
     """This rank's contiguous share of a global batch of ``count`` rows (empty when ``count`` < world)."""
     return range(count * context.rank // context.world, count * (context.rank + 1) // context.world)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,26 +35,53 @@ from tts_host.training.state import check_resume
 
 if TYPE_CHECKING:
     from tts_host.backend import Backend
+    from tts_host.speakers.library import Library
+    from tts_host.speakers.records import Model, Record
+    from tts_host.data.dataset import PreparedDataset
+    from tts_host.training.clips import SpeakerClips
+    from tts_host.training.distributed import Distributed
 
 STATE_DIR = "state"
 
 
-def fingerprint(model: Any, speaker: str, clips: dict[str, Any], replay: float, settings: Any) -> str:
-    """Identifies a run: resuming is allowed only into the same start, clips, replay and settings."""
+@dataclass
+class Run:
+    """One fine-tune as the workflow plans it, before the model loads."""
+
+    request: FinetuneRequest
+    record: Record
+    model: Model
+    settings: Any
+    chosen: dict[str, str]
+    clips: dict[str, SpeakerClips]
+    replay: float
+    forgetting_warning: float
+    fingerprint: str
+    run_dir: Path
+    start_dir: Path
+    context: Distributed
+    text_warnings: list[str]
+    dataset: PreparedDataset
+
+
+def fingerprint(model: Model, speaker: str, clips: dict[str, SpeakerClips], replay: float, settings: Any,
+                chosen: dict[str, str]) -> str:
+    """Identifies a run: resuming is allowed only into the same start, clips, replay, settings and components."""
     document = {
         "model": sorted([f.role, f.sha256] for f in model.files),
         "speaker": speaker,
-        "clips": {name: sorted(c.sha256 for c in group.all()) for name, group in clips.items()},
+        "clips": {name: sorted([c.sha256, c.text, c.split] for c in group.all()) for name, group in clips.items()},
         "replay": replay,
         "settings": {k: v for k, v in asdict(settings).items() if k != "save_every"},
+        "components": chosen,
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_finetune(backend: Backend, library: Any, request: FinetuneRequest) -> FinetuneResult:
+def run_finetune(backend: Backend, library: Library, request: FinetuneRequest) -> FinetuneResult:
     """Fine-tune ``request.speaker`` with ``backend``; see the module docstring for the order of work."""
     from tts_host.speakers.names import check_name
-    from tts_host.speakers.records import Voice
+    from tts_host.speakers.records import Checkpoint, Voice
     from tts_host.training.distributed import barrier, distributed_context
 
     speaker = check_name(request.speaker, "speaker")
@@ -62,13 +90,18 @@ def run_finetune(backend: Backend, library: Any, request: FinetuneRequest) -> Fi
     replay = workflow_setting(request.config, "replay", request.replay)
     if not 0.0 <= replay < 1.0:
         raise TTSHostError(f"--replay is the share of earlier speakers' clips in training, in [0, 1); got {replay}")
+    threshold = workflow_setting(request.config, "forgetting_warning")
+    if not 0.0 <= threshold < math.inf:
+        raise TTSHostError(f"{request.config}: forgetting_warning is a share of held-out loss, at least 0; "
+                           f"got {threshold}")
     record = resolve_start(library, backend.name, request.start, request.base)
     model = library.model_of(record) if isinstance(record, Voice) else record
     if model.backend != backend.name:
         raise TTSHostError(f"{record.label} belongs to backend '{model.backend}', not '{backend.name}'")
     settings = backend.training_settings(request.config, request.setting_overrides())
     backend.check_start(model, settings)
-    chosen = backend.chosen_components(request.config, request.components)
+    inherited = (model.training_config or {}).get("components", {}) if isinstance(model, Checkpoint) else {}
+    chosen = {**inherited, **backend.chosen_components(request.config, request.components)}
     backend.host_or_error().choose_components(backend.name, chosen)  # the fit check, before any data work
     context = distributed_context()
     home = Path(library.home)
@@ -79,72 +112,80 @@ def run_finetune(backend: Backend, library: Any, request: FinetuneRequest) -> Fi
         barrier(context)
     text_warnings = check_transcripts(dataset, request.data, request.allow_empty_text)
     clips = {speaker: dataset_clips(dataset), **recorded_clips(model, speaker)}
-    run_id = fingerprint(model, speaker, clips, replay, settings)[:16]
+    run_id = fingerprint(model, speaker, clips, replay, settings, chosen)
     work = home / "work" / backend.name
-    run_dir = work / f"run-{run_id}"
+    run_dir = work / f"run-{run_id[:16]}"
     check_resume(run_dir / STATE_DIR, resume=request.resume, restart=request.restart)
     if request.restart and context.main:
         shutil.rmtree(run_dir, ignore_errors=True)
     barrier(context)
-    start_dir = work / f"start-{speaker}-rank{context.rank}"
+    start_dir = work / f"start-{run_id[:16]}-rank{context.rank}"
     shutil.rmtree(start_dir, ignore_errors=True)
-    model = library.validate_for_finetune(record, dest=start_dir, backend=backend)
     try:
-        return _train_and_store(backend, library, request, record, model, settings, chosen, clips, replay,
-                                run_dir, start_dir, context, text_warnings, dataset)
+        model = library.validate_for_finetune(record, dest=start_dir, backend=backend)
+        run = Run(request, record, model, settings, chosen, clips, replay, threshold, run_id, run_dir, start_dir,
+                  context, text_warnings, dataset)
+        return _train_and_store(backend, library, run)
     finally:
         shutil.rmtree(start_dir, ignore_errors=True)
-        _remove_if_empty(run_dir)  # a run that saved no progress leaves nothing to resume
+        if context.main:
+            _remove_if_empty(run_dir)  # a run that saved no progress leaves nothing to resume
 
 
 def _remove_if_empty(folder: Path) -> None:
     """Remove ``folder`` and its empty sub-folders when no file is left in it."""
-    if folder.is_dir() and not any(path.is_file() for path in folder.rglob("*")):
-        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        if folder.is_dir() and not any(path.is_file() for path in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)
+    except OSError:
+        pass  # already gone, or unreadable: a later gc reports it
 
 
-def _train_and_store(backend: Backend, library: Any, request: FinetuneRequest, record: Any, model: Any,
-                     settings: Any, chosen: dict[str, str], clips: dict[str, Any], replay: float, run_dir: Path,
-                     start_dir: Path, context: Any, text_warnings: list[str], dataset: Any) -> FinetuneResult:
-    """Steps 6 and 7 of the module docstring, on a validated ``start_dir``."""
+def _train_and_store(backend: Backend, library: Library, run: Run) -> FinetuneResult:
+    """Steps 6 and 7 of the module docstring, on the validated ``run.start_dir``."""
     from tts_host.speakers.records import Checkpoint
     from tts_host.training.distributed import barrier
     from tts_host.training.job import TrainingJob
 
+    request, model, context = run.request, run.model, run.context
     speaker = request.speaker
-    components = backend.host_or_error().components_for(backend.name, start_dir, chosen,
+    components = backend.host_or_error().components_for(backend.name, run.start_dir, run.chosen,
                                                         device=backend.device_name(context))
-    job = TrainingJob(speaker, start_dir, {f.role: f.sha256 for f in model.files}, components, settings, clips,
-                      replay, run_dir / STATE_DIR, fingerprint(model, speaker, clips, replay, settings), context,
-                      request.resume, request.log_dir, request.progress, request.on_step)
-    run = backend.training_run(job)
-    measured = {name: group.heldout for name, group in clips.items() if group.heldout}
-    before = {name: run.heldout_loss(heldout) for name, heldout in measured.items()}
-    log = run.train()
-    after = {name: run.heldout_loss(heldout) for name, heldout in measured.items()}
-    metrics = finetune_metrics(log, speaker, before, after, replay)
+    job = TrainingJob(speaker, run.start_dir, {f.role: f.sha256 for f in model.files}, components, run.settings,
+                      run.clips, run.replay, run.run_dir / STATE_DIR, run.fingerprint, context, request.resume,
+                      request.log_dir, request.progress, request.on_step)
+    training = backend.training_run(job)
+    measured = {name: group.heldout for name, group in run.clips.items() if group.heldout}
+    before = _finite({name: training.heldout_loss(heldout) for name, heldout in measured.items()})
+    log = training.train()
+    after = _finite({name: training.heldout_loss(heldout) for name, heldout in measured.items()})
+    metrics = finetune_metrics(log, speaker, before, after, run.replay)
     speakers = list(dict.fromkeys([*(model.speakers if isinstance(model, Checkpoint) else ()), speaker]))
     if not context.main:
         barrier(context)
         return FinetuneResult(speakers, metrics, rank=context.rank)
-    out = run_dir.with_name(run_dir.name + "-out")
+    out = run.run_dir.with_name(run.run_dir.name + "-out")
     try:
-        trained = run.save(out)
+        trained = training.save(out)
         base_record = library.base_by_id(model.base_id) if isinstance(model, Checkpoint) else model
         training_config = {
-            "settings": {k: v for k, v in asdict(settings).items()}, "start": record.label, "replay": replay,
-            "data": str(dataset.root), "components": chosen, "resumed_from": log.resumed_from,
-            "clips": {name: [c.to_json() for c in group.all()] for name, group in clips.items()},
+            "settings": asdict(run.settings), "start": run.record.label, "replay": run.replay,
+            "data": str(run.dataset.root), "components": run.chosen, "resumed_from": log.resumed_from,
+            "clips": {name: [c.to_json() for c in group.all()] for name, group in run.clips.items()},
         }
         checkpoint = library.add_checkpoint(backend, base_record, model if isinstance(model, Checkpoint) else None,
                                             speakers, trained.files, training_config, metrics)
         voice = library.add_voice(speaker, backend, checkpoint, trained.conditioning, trained.references,
-                                  language=dataset.clips[0].language if dataset.clips else None,
-                                  notes=f"fine-tuned from {record.label}")
+                                  language=run.dataset.clips[0].language if run.dataset.clips else None,
+                                  notes=f"fine-tuned from {run.record.label}")
     finally:
         shutil.rmtree(out, ignore_errors=True)
         barrier(context)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    threshold = workflow_setting(request.config, "forgetting_warning")
-    warnings = text_warnings + forgetting_warnings(metrics, threshold)
+    shutil.rmtree(run.run_dir, ignore_errors=True)
+    warnings = run.text_warnings + forgetting_warnings(metrics, run.forgetting_warning)
     return FinetuneResult(speakers, metrics, checkpoint, voice, warnings, log.log_png)
+
+
+def _finite(losses: dict[str, float]) -> dict[str, float]:
+    """The held-out losses that are numbers (a speaker whose every held-out clip was left out has none)."""
+    return {name: value for name, value in losses.items() if math.isfinite(value)}

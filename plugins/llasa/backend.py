@@ -14,6 +14,7 @@ from tts_host.errors import TTSHostError, ValidationError
 from tts_host.plugins.llasa import ADAPTER_DIR, SAMPLE_RATE
 
 if TYPE_CHECKING:
+    from tts_host.speakers.records import Model, Voice
     from tts_host.composition import Components
     from tts_host.training.job import TrainingJob, TrainingRun
 
@@ -48,6 +49,7 @@ class LlasaBackend(Backend):
 
     name = "llasa"
     training_sample_rate = SAMPLE_RATE
+    settings_class = "tts_host.plugins.llasa.train:FinetuneSettings"
     sampling_options = frozenset(SAMPLING_OPTIONS)
     sampling_zero_means_off = True
     speech_roles = ("text_encoder", "acoustic_model", "vocoder")
@@ -95,14 +97,7 @@ class LlasaBackend(Backend):
 
             validate_adapter(folder / ADAPTER_DIR)
 
-    def training_settings(self, config: Path | None, overrides: Mapping[str, Any]) -> Any:
-        """:class:`~tts_host.plugins.llasa.train.FinetuneSettings`: defaults < ``config`` YAML < ``overrides``."""
-        from tts_host.plugins.llasa.train import FinetuneSettings
-        from tts_host.training.settings import load_settings
-
-        return load_settings(FinetuneSettings, self.name, config, overrides)
-
-    def check_start(self, model: Any, settings: Any) -> None:
+    def check_start(self, model: Model, settings: Any) -> None:
         """A LoRA checkpoint continues only as LoRA (``--lora``)."""
         if settings.lora_rank is None and any(f.role == "adapter_weights" for f in model.files):
             raise TTSHostError(f"{model.label} is a LoRA checkpoint: continue it with --lora, or fine-tune its "
@@ -114,9 +109,16 @@ class LlasaBackend(Backend):
 
         return LlasaTrainingRun(job)
 
-    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Any,
+    def check_speech(self, folder: Path, voice: Voice, request: SpeakRequest) -> None:
+        """Refuse what Llasa speech cannot use: a language (its tokenizer reads any text) and bf16."""
+        if request.language:
+            raise TTSHostError("backend 'llasa' does not take --language: its tokenizer reads the text as written")
+        if request.precision != "fp32":
+            raise TTSHostError(f"backend 'llasa' speaks in fp32 only (got precision {request.precision})")
+
+    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Voice,
                    request: SpeakRequest) -> Speech:
-        """Text encoder -> LM -> X-Codec-2.0 decoder, a sentence at a time; ``request.language`` is not used."""
+        """Text encoder -> LM -> X-Codec-2.0 decoder, a sentence at a time."""
         from tts_host.plugins.llasa.synthesis import synthesize
 
         return synthesize(components, conditioning, request)
@@ -131,7 +133,7 @@ class LlasaBackend(Backend):
         """``hf``: a Hugging Face folder (LoRA merged) for plain AutoModelForCausalLM + AutoTokenizer."""
         return ["hf"]
 
-    def export(self, voice: Any, model_folder: Path, conditioning: Mapping[str, np.ndarray],
+    def export(self, voice: Voice, model_folder: Path, conditioning: Mapping[str, np.ndarray],
                fmt: str, out: Path) -> Path:
         """Write the HF folder: merged LM + tokenizer, the codec beside it in ``codec/``."""
         if fmt != "hf":

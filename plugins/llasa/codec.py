@@ -85,7 +85,6 @@ class XcodecVocoder:
 
     def __init__(self, model_folder: Path, device: str = "cpu") -> None:
         self.codec = XcodecCodec(Path(model_folder) / CODEC_DIR, device=device)
-        self.hop_length = self.codec.hop_length
 
     def vocode(self, features: Any) -> np.ndarray:
         """Decode speech codes (a sequence of ints) to mono float32 audio."""

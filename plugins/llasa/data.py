@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from tts_host.training.clips import ClipRef
 
 IGNORE = -100
-CODEC_COMPONENT = "llasa-xcodec2"
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,15 @@ class Skipped:
 
 
 def clip_codes(clips: Sequence[Clip | ClipRef], codec_weights_sha256: str, codec: Callable[[], Codec],
-               cache: FeatureCache | None = None) -> list[np.ndarray]:
-    """Codec codes of every clip, computed once per (audio, codec weights) through the feature cache.
+               cache: FeatureCache | None = None, codec_name: str = "xcodec2") -> list[np.ndarray]:
+    """Codec codes of every clip, computed once per (codec component, its weights, audio) through the feature cache.
 
     ``codec`` gives the codec component; it is called only when some clip is not cached yet.
     """
     from tts_host.data import FeatureCache, producer_id
 
     cache = cache if cache is not None else FeatureCache()
-    producer = producer_id(CODEC_COMPONENT, codec_weights_sha256)
+    producer = producer_id(codec_name, codec_weights_sha256)
     params = {"sample_rate": SAMPLE_RATE}
 
     def compute(clip: Clip | ClipRef) -> dict[str, np.ndarray]:
@@ -102,8 +101,8 @@ def build_rows(tokenizer: Any, layout: SpeechLayout, items: Iterable[tuple[str, 
 
 def dataset_rows(tokenizer: Any, layout: SpeechLayout, clips: Sequence[Clip | ClipRef], codec_weights_sha256: str, *,
                  max_length: int, codec: Callable[[], Codec], speaker: str | None = None,
-                 cache: FeatureCache | None = None) -> tuple[list[Row], list[Skipped]]:
+                 cache: FeatureCache | None = None, codec_name: str = "xcodec2") -> tuple[list[Row], list[Skipped]]:
     """Rows of prepared clips: codes through the feature cache, then :func:`build_rows`."""
-    codes = clip_codes(clips, codec_weights_sha256, codec, cache)
+    codes = clip_codes(clips, codec_weights_sha256, codec, cache, codec_name)
     return build_rows(tokenizer, layout, ((c.id, c.text, k) for c, k in zip(clips, codes)),
                       max_length=max_length, speaker=speaker)

@@ -50,8 +50,8 @@ class LlasaTrainingRun:
             self._rows(group.heldout)
         components.release("codec")
         self.mixed = mix_replay(self.new_rows, pool, job.replay, random.Random(self.settings.seed))
-        self.model = components.get("acoustic_model", LlasaLanguageModel).trainable(self.settings.lora_rank,
-                                                                                     self.settings.lora_alpha)
+        self.model = components.get("acoustic_model", LlasaLanguageModel).trainable(
+            self.settings.lora_rank, self.settings.lora_alpha).to(components.device)
 
     def _rows(self, clips: Sequence[ClipRef]) -> list[Row]:
         """Training rows of ``clips`` (tagged with their speaker), each built once."""
@@ -60,7 +60,8 @@ class LlasaTrainingRun:
             group = [c for c in missing if c.speaker == speaker]
             rows, skipped = dataset_rows(self.text.tokenizer, self.text.layout, group,
                                          self.job.file_hashes["codec_weights"], max_length=self.settings.max_length,
-                                         codec=lambda: self.job.components["codec"], speaker=speaker, cache=self.cache)
+                                         codec=lambda: self.job.components["codec"], speaker=speaker, cache=self.cache,
+                                         codec_name=self.job.components.names()["codec"])
             by_id = {row.clip_id: row for row in rows}
             self.rows.update({c.id + c.sha256: by_id[c.id] for c in group if c.id in by_id})
             if speaker == self.job.speaker:
@@ -74,12 +75,12 @@ class LlasaTrainingRun:
     def train(self) -> TrainingLog:
         """Train on the new rows with the replayed ones (resumable from the job's state)."""
         job = self.job
-        result = finetune(self.model, self.mixed, job.state_dir.parent, self.settings, pad_id=self.text.tokenizer.pad_token_id,
+        result = finetune(self.model, self.mixed, job.state_dir, self.settings, pad_id=self.text.tokenizer.pad_token_id,
                           context=job.context, on_step=job.on_step, progress=job.progress, log_dir=job.log_dir)
         extra = {"tokens_per_second": round(result.tokens_per_second, 2), "lora_rank": self.settings.lora_rank,
                  "replayed_rows": len(self.mixed) - len(self.new_rows),
                  "skipped": [{"clip": s.clip_id, "reason": s.reason} for s in self.skipped]}
-        return TrainingLog(list(result.losses), result.steps, result.resumed_from or None, None, None, extra)
+        return TrainingLog(list(result.losses), result.steps, result.resumed_from or None, None, result.log_png, extra)
 
     def save(self, out_dir: Path) -> TrainedModel:
         """The LM weights (safetensors), or the LoRA adapter alone; the voice's conditioning is its speaker tag."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from tts_host.contract import SpeakRequest, Speech
 from tts_host.errors import TTSHostError
+from tts_host.plugins.llasa import HOP_LENGTH, SAMPLE_RATE
 from tts_host.plugins.llasa.clone import array_text
 from tts_host.speech import audio_token_budget, join_speech, split_text
 
@@ -33,8 +34,11 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], r
     """
     from tts_host.plugins.llasa.generate import Sampling
 
-    text_encoder, acoustic, vocoder = (components["text_encoder"], components["acoustic_model"],
-                                       components["vocoder"])
+    from tts_host.plugins.llasa.components import LlamaChatTextEncoder, LlasaLanguageModel
+
+    text_encoder = components.get("text_encoder", LlamaChatTextEncoder)
+    acoustic = components.get("acoustic_model", LlasaLanguageModel)
+    vocoder = components["vocoder"]
     speaker = array_text(conditioning["speaker_tag"]) if "speaker_tag" in conditioning else None
     ref_codes = np.asarray(conditioning.get("ref_codes", np.zeros(0, np.int64)), dtype=np.int64).tolist()
     ref_text = array_text(conditioning["ref_text"]) if "ref_text" in conditioning else None
@@ -47,7 +51,7 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], r
         cloning = bool(ref_codes)
         prompt = text_encoder.prompt(f"{ref_text.strip()} {sentence}" if cloning else sentence,
                                      speaker=None if cloning else speaker)
-        budget = audio_token_budget(sentence, vocoder.sample_rate / vocoder.hop_length, sampling.max_length)
+        budget = audio_token_budget(sentence, SAMPLE_RATE / HOP_LENGTH, sampling.max_length)
         codes = acoustic.generate(prompt, ref_codes, sampling=sampling, max_new_tokens=budget)
         pieces.append(_decode(vocoder, codes, ref_codes))
         sampling = replace(sampling, seed=None)  # seeded once: later sentences continue the random stream
@@ -62,5 +66,5 @@ def _decode(vocoder: Vocoder, codes: np.ndarray, ref_codes: Sequence[int]) -> np
     if not ref_codes:
         return vocoder.vocode(codes)
     audio = vocoder.vocode(np.concatenate([np.asarray(ref_codes, dtype=np.int64), codes]))
-    return audio[len(ref_codes) * vocoder.hop_length:]
+    return audio[len(ref_codes) * vocoder.sample_rate * HOP_LENGTH // SAMPLE_RATE:]
 

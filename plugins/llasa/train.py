@@ -14,7 +14,7 @@ import json
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,7 +23,6 @@ from tts_host.plugins.llasa.data import IGNORE, Row
 from tts_host.training.devices import PRECISIONS, Precision
 from tts_host.training.distributed import Distributed
 
-STATE_DIR = "state"
 
 
 @dataclass(frozen=True)
@@ -71,15 +70,14 @@ class FinetuneSettings:
 
 @dataclass
 class FinetuneResult:
-    """What a fine-tune produced: files by library role, losses, throughput."""
+    """What a fine-tune did: the loss of every step, throughput, where it resumed, its loss curve."""
 
-    files: dict[str, Path]
     losses: list[float]
     steps: int
     tokens: int
     seconds: float
-    heldout: dict[str, float] = field(default_factory=dict)
     resumed_from: int = 0
+    log_png: Path | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -182,7 +180,7 @@ def _load_state(state_dir: Path, model: Any, optimizer: Any, scheduler: Any, pre
 def finetune(
     model: Any,
     rows: Sequence[Row],
-    work_dir: Path,
+    state_dir: Path,
     settings: FinetuneSettings,
     *,
     pad_id: int,
@@ -191,7 +189,7 @@ def finetune(
     progress: bool = False,
     log_dir: Path | None = None,
 ) -> FinetuneResult:
-    """Train ``model`` (plain or peft) on ``rows``; state under ``work_dir/state`` makes it resumable.
+    """Train ``model`` (plain or peft) on ``rows``; the state saved in ``state_dir`` makes it resumable.
 
     Returns losses per optimizer step (the global-batch loss) and token throughput. The caller
     saves the final weights (rank 0). ``progress`` shows a rich bar on rank 0; ``log_dir`` gets
@@ -231,7 +229,6 @@ def finetune(
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay,
                                   fused=True)  # one fused kernel per step, on CPU and GPU
     scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(settings.warmup_ratio * total_steps), total_steps)
-    state_dir = Path(work_dir) / STATE_DIR
     step, losses = 0, []
     if (state_dir / "state.json").is_file():
         step, losses = _load_state(state_dir, model, optimizer, scheduler, precision, settings)
@@ -274,10 +271,10 @@ def finetune(
                     break
             epoch, offset = epoch + 1, 0
     seconds = time.perf_counter() - started
-    logger.close()
+    png = logger.close()
     if context.main:
         _save_state(state_dir, model, optimizer, scheduler, precision, step, losses, settings)
     model.eval()
-    return FinetuneResult(files={}, losses=losses, steps=step, tokens=tokens, seconds=seconds,
-                          resumed_from=resumed_from)
+    return FinetuneResult(losses=losses, steps=step, tokens=tokens, seconds=seconds, resumed_from=resumed_from,
+                          log_png=png)
 

@@ -6,8 +6,13 @@ component or the backend is built.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 from tts_host import hookimpl
 from tts_host.components import BackendFactory, ComponentFactory, Connection, Stream
+
+if TYPE_CHECKING:
+    import click
 
 SAMPLE_RATE = 22050  # the GPT's and DVAE's audio rate
 OUTPUT_SAMPLE_RATE = 24000  # the HiFi-GAN decoder's
@@ -24,7 +29,7 @@ MODULE = "tts_host.plugins.xtts.components"
 
 
 @hookimpl
-def register_codecs(register):
+def register_codecs(register: Callable[[ComponentFactory], None]) -> None:
     """The XTTS DVAE: 22.05 kHz audio -> one code per 1024 samples."""
     register(ComponentFactory(
         name="xtts-dvae", kind="codec",
@@ -34,7 +39,7 @@ def register_codecs(register):
 
 
 @hookimpl
-def register_text_encoders(register):
+def register_text_encoders(register: Callable[[ComponentFactory], None]) -> None:
     """The XTTS VoiceBpeTokenizer."""
     register(ComponentFactory(
         name="xtts-bpe", kind="text_encoder", accepts={"input": Stream("text")}, produces=TEXT_TOKENS,
@@ -43,7 +48,7 @@ def register_text_encoders(register):
 
 
 @hookimpl
-def register_acoustic_models(register):
+def register_acoustic_models(register: Callable[[ComponentFactory], None]) -> None:
     """The XTTS GPT: text tokens + conditioning -> audio codes and latents (the trainable part)."""
     register(ComponentFactory(
         name="xtts-gpt", kind="acoustic_model",
@@ -54,7 +59,7 @@ def register_acoustic_models(register):
 
 
 @hookimpl
-def register_vocoders(register):
+def register_vocoders(register: Callable[[ComponentFactory], None]) -> None:
     """The XTTS HiFi-GAN decoder: GPT latents + d-vector -> 24 kHz audio."""
     register(ComponentFactory(
         name="xtts-hifigan", kind="vocoder",
@@ -65,7 +70,7 @@ def register_vocoders(register):
 
 
 @hookimpl
-def register_speaker_encoders(register):
+def register_speaker_encoders(register: Callable[[ComponentFactory], None]) -> None:
     """The HiFi-GAN decoder's ResNet speaker encoder: 16 kHz audio -> 512-d d-vector."""
     register(ComponentFactory(
         name="xtts-resnet-speaker", kind="speaker_encoder",
@@ -75,7 +80,7 @@ def register_speaker_encoders(register):
 
 
 @hookimpl
-def register_backends(register):
+def register_backends(register: Callable[[BackendFactory], None]) -> None:
     """The ``xtts`` backend: sequential, verified XTTS v2 fine-tuning."""
     register(BackendFactory(
         name="xtts",
@@ -98,7 +103,7 @@ def register_backends(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
     """``tts-host demo``: the whole job on a tiny XTTS base and espeak-ng speech."""
     from tts_host.plugins.xtts.cli import demo_command
 

@@ -16,6 +16,7 @@ import numpy as np
 from tts_host.errors import TTSHostError
 from tts_host.plugins.xtts import SAMPLE_RATE
 from tts_host.plugins.xtts.model import load_gpt, load_tensor_file, quiet_transformers, read_config
+from tts_host.plugins.xtts.files import FILES
 
 MIN_REFERENCE_SAMPLES = SAMPLE_RATE // 3  # coqui: 0.33 s
 
@@ -32,7 +33,7 @@ class GptAcousticModel:
         self.config = read_config(folder)
         self.device = torch.device(device)
         self.gpt = load_gpt(folder, self.config).to(self.device)
-        self.mel_stats = load_tensor_file(folder / "mel_stats.pth").to(torch.float32)
+        self.mel_stats = load_tensor_file(folder / FILES["mel_stats"]).to(torch.float32)
         self.code_stride_len = int(self.gpt.code_stride_len)
         self.max_audio_tokens = int(self.gpt.max_gen_mel_tokens)
         self._ready_for_inference = False

@@ -11,23 +11,13 @@ from tts_host.backend import Backend, FileRole
 from tts_host.contract import CloneRequest, SpeakRequest, Speech
 from tts_host.errors import TTSHostError
 from tts_host.plugins.xtts import SAMPLE_RATE
+from tts_host.plugins.xtts.files import FILE_ROLES
 
 if TYPE_CHECKING:
+    from tts_host.speakers.records import Voice
     from tts_host.composition import Components
     from tts_host.training.job import TrainingJob, TrainingRun
 
-FILE_ROLES = [
-    FileRole("config", "config.json", description="coqui XttsConfig (architecture and inference settings)"),
-    FileRole("model", "model.pth", description="base Xtts weights: GPT, HiFi-GAN decoder, speaker encoder"),
-    FileRole("dvae", "dvae.pth", protected=True, description="DiscreteVAE state dict (audio -> codes)"),
-    FileRole("mel_stats", "mel_stats.pth", protected=True, description="mel normalisation (80 values)"),
-    FileRole("vocab", "vocab.json", protected=True, description="VoiceBpeTokenizer vocabulary"),
-    FileRole("speakers_xtts", "speakers_xtts.pth", required=False,
-             description="coqui's built-in speakers (published folders)"),
-    FileRole("gpt", "gpt.safetensors", required=False, description="fine-tuned GPT weights (checkpoints)"),
-    FileRole("speakers", "speakers.safetensors", required=False,
-             description="conditioning of every speaker a checkpoint serves"),
-]
 
 
 class XttsBackend(Backend):
@@ -35,6 +25,7 @@ class XttsBackend(Backend):
 
     name = "xtts"
     training_sample_rate = SAMPLE_RATE
+    settings_class = "tts_host.plugins.xtts.training:FinetuneSettings"
     sampling_options = frozenset({"temperature", "top_p", "top_k", "repetition_penalty"})
     streams = True
     speech_roles = ("text_encoder", "acoustic_model", "vocoder")
@@ -75,7 +66,7 @@ class XttsBackend(Backend):
         """``coqui``: a published-layout folder coqui-tts and AllTalk load as is."""
         return ["coqui"]
 
-    def export(self, voice: Any, model_folder: Path, conditioning: Mapping[str, np.ndarray],
+    def export(self, voice: Voice, model_folder: Path, conditioning: Mapping[str, np.ndarray],
                fmt: str, out: Path) -> Path:
         """Write the six-file coqui folder; speakers_xtts.pth holds every speaker of the checkpoint."""
         if fmt != "coqui":
@@ -85,27 +76,20 @@ class XttsBackend(Backend):
         name = getattr(voice, "name", str(voice))
         return export_coqui(Path(model_folder), {name: dict(conditioning)} if conditioning else {}, Path(out))
 
-    def training_settings(self, config: Path | None, overrides: Mapping[str, Any]) -> Any:
-        """:class:`~tts_host.plugins.xtts.training.FinetuneSettings`: defaults < ``config`` YAML < ``overrides``."""
-        from tts_host.plugins.xtts.training import FinetuneSettings
-        from tts_host.training.settings import load_settings
-
-        return load_settings(FinetuneSettings, self.name, config, overrides)
-
     def training_run(self, job: TrainingJob) -> TrainingRun:
         """Train the GPT of ``job``'s components (frozen DVAE, no vocoder loaded)."""
         from tts_host.plugins.xtts.finetune import XttsTrainingRun
 
         return XttsTrainingRun(job)
 
-    def check_speech(self, folder: Path, voice: Any, request: SpeakRequest) -> None:
+    def check_speech(self, folder: Path, voice: Voice, request: SpeakRequest) -> None:
         """The language (the request's, else the voice's, else ``en``) is one the model lists, with its frontend."""
         from tts_host.plugins.xtts.model import read_config
         from tts_host.plugins.xtts.text import check_language
 
         check_language(request.language or voice.language or "en", list(read_config(Path(folder))["languages"]))
 
-    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Any,
+    def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Voice,
                    request: SpeakRequest) -> Speech:
         """Text encoder -> GPT -> vocoder, a sentence at a time (streamed with ``request.stream``)."""
         from tts_host.plugins.xtts.synthesis import synthesize, voice_conditioning

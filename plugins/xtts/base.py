@@ -12,8 +12,7 @@ from tts_host.plugins.xtts.dvae_config import DVAE_KEY
 from tts_host.presets import load_preset
 from tts_host.plugins.xtts.vocab import build_vocab
 from tts_host.oserrors import disk_full_errors
-
-BASE_FILES = ("config.json", "model.pth", "dvae.pth", "mel_stats.pth", "vocab.json", "speakers_xtts.pth")
+from tts_host.plugins.xtts.files import FILES
 
 
 def base_config(preset: dict[str, Any], vocab_path: Path) -> dict[str, Any]:
@@ -29,7 +28,7 @@ def base_config(preset: dict[str, Any], vocab_path: Path) -> dict[str, Any]:
     args["gpt_number_text_tokens"] = max(tokenizer.get_vocab().values()) + 1
     args["gpt_start_text_token"] = tokenizer.token_to_id("[START]")
     args["gpt_stop_text_token"] = tokenizer.token_to_id("[STOP]")
-    args["tokenizer_file"] = "vocab.json"
+    args["tokenizer_file"] = FILES["vocab"]
     for key in ("gpt_checkpoint", "clvp_checkpoint", "decoder_checkpoint"):
         args[key] = None
     config[DVAE_KEY] = dict(preset["dvae"])
@@ -50,22 +49,22 @@ def init_base(preset_name: str, out_dir: Path, *, seed: int = 0) -> Path:
     out_dir = Path(out_dir)
     with new_folder(out_dir) as staging:
         torch.manual_seed(seed)
-        with keep_torch_threads(), disk_full_errors(out_dir / "vocab.json"):
+        with keep_torch_threads(), disk_full_errors(out_dir / FILES["vocab"]):
             languages = _languages()
-            build_vocab(languages, staging / "vocab.json", size=preset.get("text_tokens"))
-            config = base_config(preset, staging / "vocab.json")
+            build_vocab(languages, staging / FILES["vocab"], size=preset.get("text_tokens"))
+            config = base_config(preset, staging / FILES["vocab"])
             config["languages"] = languages
-            model = build_xtts(config, staging / "vocab.json")
+            model = build_xtts(config, staging / FILES["vocab"])
             dvae = build_dvae(config)
         mel_stats = torch.ones(80)
         model.mel_stats = mel_stats.clone()
-        for name, obj in (("model.pth", {"model": model.state_dict()}), ("dvae.pth", dvae.state_dict()),
-                          ("mel_stats.pth", mel_stats), ("speakers_xtts.pth", {})):
+        for name, obj in ((FILES["model"], {"model": model.state_dict()}), (FILES["dvae"], dvae.state_dict()),
+                          (FILES["mel_stats"], mel_stats), (FILES["speakers_xtts"], {})):
             with disk_full_errors(out_dir / name), open(staging / name, "wb") as handle:
                 torch.save(obj, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-        with disk_full_errors(out_dir / "config.json"), open(staging / "config.json", "w", encoding="utf-8") as handle:
+        with disk_full_errors(out_dir / FILES["config"]), open(staging / FILES["config"], "w", encoding="utf-8") as handle:
             handle.write(json.dumps(config, indent=2, sort_keys=True))
             handle.flush()
             os.fsync(handle.fileno())

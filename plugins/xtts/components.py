@@ -19,6 +19,7 @@ from tts_host.plugins.xtts import CODE_HOP, D_VECTOR_DIM, SAMPLE_RATE, SPEAKER_S
 from tts_host.plugins.xtts.model import read_config
 from tts_host.plugins.xtts.text import DEFAULT_CHAR_LIMIT
 from tts_host.speech import split_text
+from tts_host.plugins.xtts.files import FILES
 
 
 class DvaeCodec:
@@ -36,9 +37,9 @@ class DvaeCodec:
         config = read_config(folder)
         self.device = torch.device(device)
         self.dvae = build_dvae(config)
-        self.dvae.load_state_dict(load_tensor_file(folder / "dvae.pth"), strict=True)
+        self.dvae.load_state_dict(load_tensor_file(folder / FILES["dvae"]), strict=True)
         self.dvae.eval().to(self.device)
-        self.mel = mel_extractor(load_tensor_file(folder / "mel_stats.pth").to(torch.float32), "dvae").to(self.device)
+        self.mel = mel_extractor(load_tensor_file(folder / FILES["mel_stats"]).to(torch.float32), "dvae").to(self.device)
         self.codebook_size = int(self.dvae.num_tokens)
 
     def encode(self, waveform: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ class BpeTextEncoder:
         with keep_torch_threads():
             from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 
-        self.tokenizer = VoiceBpeTokenizer(vocab_file=str(Path(model_folder) / "vocab.json"))
+        self.tokenizer = VoiceBpeTokenizer(vocab_file=str(Path(model_folder) / FILES["vocab"]))
         self.vocab_size = self.tokenizer.get_number_tokens()
         self.unknown_id = self.tokenizer.tokenizer.token_to_id("[UNK]")
         self.max_tokens = int(read_config(Path(model_folder))["model_args"]["gpt_max_text_tokens"])
@@ -137,5 +138,5 @@ def load_hifigan(folder: Path):
     from tts_host.plugins.xtts.model import build_hifigan, load_tensor_file, model_part
 
     decoder = build_hifigan(read_config(folder))
-    decoder.load_state_dict(model_part(load_tensor_file(folder / "model.pth"), "hifigan_decoder."), strict=True)
+    decoder.load_state_dict(model_part(load_tensor_file(folder / FILES["model"]), "hifigan_decoder."), strict=True)
     return decoder.eval()

@@ -11,8 +11,9 @@ import numpy as np
 from tts_host.folders import new_folder
 from tts_host.plugins.xtts.speakers_file import FILE as SPEAKERS_FILE
 from tts_host.plugins.xtts.speakers_file import read_speakers
+from tts_host.plugins.xtts.files import FILES
 
-COPIED = ("config.json", "dvae.pth", "mel_stats.pth", "vocab.json")
+COPIED = (FILES["config"], FILES["dvae"], FILES["mel_stats"], FILES["vocab"])
 
 
 def export_coqui(model_folder: Path, extra_speakers: Mapping[str, Mapping[str, np.ndarray]], out: Path) -> Path:
@@ -30,17 +31,17 @@ def export_coqui(model_folder: Path, extra_speakers: Mapping[str, Mapping[str, n
     with new_folder(out, "export folder") as staging:
         for name in COPIED:
             shutil.copyfile(model_folder / name, staging / name)
-        checkpoint = load_tensor_file(model_folder / "model.pth")
+        checkpoint = load_tensor_file(model_folder / FILES["model"])
         state = normalise_model_state(checkpoint.get("model", checkpoint))
-        gpt_file = model_folder / "gpt.safetensors"
+        gpt_file = model_folder / FILES["gpt"]
         if gpt_file.is_file():
             state.update({f"gpt.{k}": v for k, v in load_file(str(gpt_file)).items()})
-        torch.save({"model": state}, staging / "model.pth")
+        torch.save({"model": state}, staging / FILES["model"])
         speakers = {**read_speakers(model_folder / SPEAKERS_FILE), **extra_speakers}
         torch.save(
             {name: {"gpt_cond_latent": torch.from_numpy(np.asarray(entry["gpt_cond_latent"], dtype=np.float32)),
                     "speaker_embedding": torch.from_numpy(np.asarray(entry["speaker_embedding"], dtype=np.float32))}
              for name, entry in speakers.items()},
-            staging / "speakers_xtts.pth",
+            staging / FILES["speakers_xtts"],
         )
     return out

@@ -26,7 +26,6 @@ MIN_COND_SAMPLES = 66150  # coqui GPTArgs.min_conditioning_length (3 s)
 MAX_COND_SAMPLES = 132300  # coqui GPTArgs.max_conditioning_length (6 s)
 MAX_WAV_SAMPLES = 255995  # coqui GPTArgs.max_wav_length (~11.6 s)
 MAX_TEXT_TOKENS = 200  # coqui GPTArgs.max_text_length
-DVAE_PRODUCER = "xtts-dvae"
 
 
 @dataclass
@@ -53,14 +52,15 @@ def read_clip(record: ClipRef) -> np.ndarray:
 class ItemBuilder:
     """Turns clip records into :class:`TrainItem` s: tokenised text and cached DVAE codes."""
 
-    def __init__(self, text_encoder: TextEncoder, codec: Callable[[], Codec], dvae_sha256: str, cache: Any) -> None:
-        """``codec`` gives the DVAE codec when a clip's codes are not cached yet (built only then)."""
+    def __init__(self, text_encoder: TextEncoder, codec: Callable[[], Codec], codec_name: str, dvae_sha256: str,
+                 cache: Any) -> None:
+        """``codec`` gives the codec component (``codec_name``) when a clip's codes are not cached yet."""
         from tts_host.data.cache import producer_id
 
         self.text = text_encoder
         self.codec = codec
         self.cache = cache
-        self.producer = producer_id(DVAE_PRODUCER, dvae_sha256)
+        self.producer = producer_id(codec_name, dvae_sha256)
 
     def codes_of(self, record: ClipRef) -> tuple[np.ndarray, int]:
         """The clip's DVAE codes and sample count, from the feature cache or computed once and stored there."""

@@ -3,7 +3,8 @@
 The workflow in core (:mod:`tts_host.training.workflow`) does everything else. Here: the text
 encoder tokenises every clip and the codec (the frozen DVAE) gives its audio codes once, through
 the feature cache, before the codec is released; the speaker encoder and the acoustic model give
-the new speaker's conditioning; the acoustic model's GPT trains (the vocoder is never loaded);
+the new speaker's conditioning, and the speaker encoder is released; the acoustic model's GPT
+trains (the vocoder component is not built);
 saving recomputes every speaker's conditioning latent with the trained GPT and writes
 ``gpt.safetensors`` and the speakers file.
 """
@@ -16,6 +17,7 @@ from typing import Sequence
 
 from tts_host.oserrors import disk_full_errors
 from tts_host.plugins.xtts.acoustic import GptAcousticModel
+from tts_host.plugins.xtts.components import BpeTextEncoder
 from tts_host.plugins.xtts.features import Collator, ItemBuilder, TrainItem
 from tts_host.plugins.xtts.speakers_file import FILE as SPEAKERS_FILE
 from tts_host.plugins.xtts.speakers_file import read_speakers, write_speakers
@@ -23,6 +25,7 @@ from tts_host.plugins.xtts.training import evaluate_items, train_gpt
 from tts_host.training.clips import ClipRef
 from tts_host.training.job import TrainedModel, TrainingJob
 from tts_host.training.report import TrainingLog
+from tts_host.plugins.xtts.files import FILES
 
 REFERENCE_SECONDS = 6.0  # conditioning audio gathered from a speaker's longest training clips
 
@@ -36,8 +39,8 @@ class XttsTrainingRun:
 
         self.job = job
         components = job.components
-        self.builder = ItemBuilder(components["text_encoder"], lambda: components["codec"], job.file_hashes["dvae"],
-                                   FeatureCache())
+        self.builder = ItemBuilder(components.get("text_encoder", BpeTextEncoder), lambda: components["codec"],
+                                   components.names()["codec"], job.file_hashes["dvae"], FeatureCache())
         self.items: dict[str, TrainItem] = {}
         new = job.new
         self.new_train = self._items(new.train)
@@ -92,12 +95,12 @@ class XttsTrainingRun:
         try:
             with disk_full_errors(out_dir):
                 out_dir.mkdir(parents=True)
-                save_file({k: v.contiguous() for k, v in self.gpt_state.items()}, str(out_dir / "gpt.safetensors"))
+                save_file({k: v.contiguous() for k, v in self.gpt_state.items()}, str(out_dir / FILES["gpt"]))
                 write_speakers(out_dir / SPEAKERS_FILE, speakers)
         except BaseException:
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
-        return TrainedModel({"gpt": out_dir / "gpt.safetensors", "speakers": out_dir / SPEAKERS_FILE},
+        return TrainedModel({"gpt": out_dir / FILES["gpt"], "speakers": out_dir / SPEAKERS_FILE},
                             self.conditioning, list(self.references))
 
 

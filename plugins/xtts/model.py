@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 from tts_host.plugins.xtts import SAMPLE_RATE
 from tts_host.plugins.xtts.dvae_config import dvae_architecture
+from tts_host.plugins.xtts.files import FILES
 
 # Mel settings of the DVAE input and of the GPT conditioning (perceiver) input, as coqui's trainer uses them.
 DVAE_MEL = {"filter_length": 1024, "hop_length": 256, "win_length": 1024}
@@ -49,7 +50,7 @@ def quiet_transformers() -> Iterator[None]:
 
 def read_config(folder: Path) -> dict[str, Any]:
     """The config.json of a model folder as a dict."""
-    return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    return json.loads((Path(folder) / FILES["config"]).read_text(encoding="utf-8"))
 
 
 def xtts_config(config: dict[str, Any]):
@@ -160,11 +161,11 @@ def load_gpt(folder: Path, config: dict[str, Any]):
     from safetensors.torch import load_file
 
     gpt = build_gpt(config)
-    gpt_file = Path(folder) / "gpt.safetensors"
+    gpt_file = Path(folder) / FILES["gpt"]
     if gpt_file.exists():
         state = load_file(str(gpt_file))
     else:
-        state = model_part(load_tensor_file(Path(folder) / "model.pth"), "gpt.")
+        state = model_part(load_tensor_file(Path(folder) / FILES["model"]), "gpt.")
     gpt.load_state_dict(state, strict=True)
     return gpt
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+from tts_host.plugins.xtts.files import FILES
 
-FILE = "speakers.safetensors"
+FILE = FILES["speakers"]
 FIELDS = ("gpt_cond_latent", "speaker_embedding")
 OPTIONAL = ("cond_audio",)
 

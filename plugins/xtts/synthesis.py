@@ -48,7 +48,9 @@ def clone_conditioning(components: Components, references: list[Path]) -> dict[s
     clips joined, up to ``gpt_cond_len`` seconds. ``cond_audio`` is kept so that a later
     fine-tune can recompute the latent with its own GPT.
     """
-    acoustic = components["acoustic_model"]
+    from tts_host.plugins.xtts.acoustic import GptAcousticModel
+
+    acoustic = components.get("acoustic_model", GptAcousticModel)
     encoder = components["speaker_encoder"]
     config = acoustic.config
     clips = [read_reference(p, SAMPLE_RATE, config["max_ref_len"]) for p in references]
@@ -90,8 +92,12 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], l
     """Speech for ``request.text``: a sentence at a time, joined with short pauses."""
     import torch
 
-    text_encoder, acoustic, vocoder = (components["text_encoder"], components["acoustic_model"],
-                                       components["vocoder"])
+    from tts_host.plugins.xtts.acoustic import GptAcousticModel
+    from tts_host.plugins.xtts.components import BpeTextEncoder
+
+    text_encoder = components.get("text_encoder", BpeTextEncoder)
+    acoustic = components.get("acoustic_model", GptAcousticModel)
+    vocoder = components["vocoder"]
     speaker = np.asarray(conditioning["speaker_embedding"], dtype=np.float32)
     settings = sampling_settings(acoustic.config, request)
     autocast = (torch.autocast(acoustic.device.type, dtype=torch.bfloat16) if request.precision == "bf16"

@@ -8,10 +8,9 @@ model that lists ``zh-cn`` or ``ja`` cannot speak them in an install without tho
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 from tts_host.errors import TTSHostError
-from tts_host.speech import check_sampling, check_text, split_text
 
 # language (without region) -> {module: the pip package that provides it}
 FRONTEND_PACKAGES = {
@@ -30,22 +29,3 @@ def check_language(language: str, supported: Sequence[str]) -> None:
     if missing:
         raise TTSHostError(f"language '{language}' needs the Python package(s) {', '.join(missing)}, "
                            f"not installed here: pip install {' '.join(missing)}")
-
-
-def check_request(text: str, language: str, supported: Sequence[str], sampling: Mapping[str, Any]) -> None:
-    """Everything about a speech request that can be checked without the model: text, language, sampling."""
-    check_text(text)
-    check_language(language, supported)
-    check_sampling(dict(sampling))
-
-
-def text_chunks(model: Any, text: str, language: str) -> list[str]:
-    """``text`` in sentences short enough for coqui's char limit and the GPT's text-token limit."""
-    lang = language.split("-")[0]
-    limit = model.tokenizer.char_limits.get(lang, DEFAULT_CHAR_LIMIT)
-    most = model.args.gpt_max_text_tokens  # coqui asserts fewer tokens than this
-    while True:
-        chunks = split_text(text, limit)
-        if limit == 1 or all(len(model.tokenizer.encode(c.lower(), lang=language)) < most for c in chunks):
-            return chunks
-        limit = max(1, limit // 2)

@@ -17,7 +17,7 @@ import math
 import random
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from tts_host.errors import TTSHostError
 from tts_host.plugins.xtts.features import Collator, TrainItem, gpt_loss, target_counts, to_device
@@ -316,12 +316,3 @@ def evaluate_items(gpt: Any, collator: Collator, items: Sequence[TrainItem], set
     batches = (to_device(collator(list(items[i:i + size]), None), device) for i in range(0, len(items), size))
     with on_device(gpt, device), precision.autocast():
         return heldout_loss(gpt, batches, lambda b: gpt_loss(gpt, b, *weights)[0])
-
-
-def summary(result: TrainResult) -> Mapping[str, Any]:
-    """Loss figures for the checkpoint's metrics."""
-    first = result.train_losses[0][1] if result.train_losses else None
-    last = result.train_losses[-1][1] if result.train_losses else None
-    return {"steps": result.steps, "train_loss_first": first, "train_loss_last": last,
-            "heldout_loss": result.heldout_losses[-1][1] if result.heldout_losses else None,
-            "best_step": result.best_step}

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from tts_host.errors import ValidationError
 from tts_host.plugins.xtts.dvae_config import dvae_architecture
+from tts_host.plugins.xtts.files import FILE_ROLES, FILES
 
 ARCHITECTURE_ARGS = (
     "gpt_layers", "gpt_n_model_channels", "gpt_n_heads", "gpt_number_text_tokens", "gpt_start_text_token",
@@ -39,24 +40,24 @@ def validate_folder(folder: Path, architecture: Mapping[str, Any] | None = None,
     must match it exactly.
     """
     folder = Path(folder)
-    for name in ("config.json", "model.pth", "dvae.pth", "mel_stats.pth", "vocab.json"):
+    for name in (role.path for role in FILE_ROLES if role.required):
         if not (folder / name).is_file():
             raise ValidationError(name, "a file", "missing", subject=subject)
-    config = _read_json(folder / "config.json", subject)
+    config = _read_json(folder / FILES["config"], subject)
     actual_arch = architecture_of(config)
     if architecture:
         _compare_architecture(dict(architecture), actual_arch, subject)
-    _check_vocab(folder / "vocab.json", config, subject)
-    _check_mel_stats(folder / "mel_stats.pth", subject)
-    expected_model, expected_dvae = expected_state_shapes(config, folder / "vocab.json")
-    _check_dvae(folder / "dvae.pth", expected_dvae, subject)
-    _check_model(folder / "model.pth", expected_model, subject)
-    if (folder / "gpt.safetensors").is_file():
+    _check_vocab(folder / FILES["vocab"], config, subject)
+    _check_mel_stats(folder / FILES["mel_stats"], subject)
+    expected_model, expected_dvae = expected_state_shapes(config, folder / FILES["vocab"])
+    _check_dvae(folder / FILES["dvae"], expected_dvae, subject)
+    _check_model(folder / FILES["model"], expected_model, subject)
+    if (folder / FILES["gpt"]).is_file():
         expected_gpt = {k[len("gpt."):]: v for k, v in expected_model.items() if k.startswith("gpt.")}
-        _check_gpt(folder / "gpt.safetensors", expected_gpt, subject)
+        _check_gpt(folder / FILES["gpt"], expected_gpt, subject)
     dim = config["model_args"]["gpt_n_model_channels"]
-    if (folder / "speakers_xtts.pth").is_file():
-        _check_speakers_pth(folder / "speakers_xtts.pth", dim, config["model_args"].get("d_vector_dim", 512), subject)
+    if (folder / FILES["speakers_xtts"]).is_file():
+        _check_speakers_pth(folder / FILES["speakers_xtts"], dim, config["model_args"].get("d_vector_dim", 512), subject)
 
 
 def expected_state_shapes(config: dict[str, Any], vocab_path: Path) -> tuple[dict[str, tuple], dict[str, tuple]]:
@@ -118,7 +119,7 @@ def _compare_architecture(expected: dict[str, Any], actual: dict[str, Any], subj
         for key in sorted(set(want) | set(have)):
             if want.get(key) != have.get(key):
                 raise ValidationError(
-                    "config.json", f"{section}.{key} = {want.get(key)!r} (the base's architecture)",
+                    FILES["config"], f"{section}.{key} = {want.get(key)!r} (the base's architecture)",
                     repr(have.get(key)), subject=subject,
                 )
 
