@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,13 @@ import pytest
 import soundfile as sf
 
 from llasa_fixtures import prepared_speaker, tiny_base  # noqa: F401  (fixture)
-from plugin_dists import run_cli
+from cli_helpers import run_cli_here
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI run in this process (the same ``main`` as the console script), as a finished process."""
+    code, out, err = run_cli_here(*args)
+    return subprocess.CompletedProcess(["tts-host", *args], code, out, err)
 
 
 def assert_forgetting_recorded(shown: dict, *, new: str, earlier: str) -> None:

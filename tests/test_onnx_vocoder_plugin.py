@@ -164,12 +164,15 @@ def test_a_vocoder_of_another_rate_or_width_is_refused_naming_both(host: PluginH
 @pytest.fixture(scope="module")
 def cloned_voice(tmp_path_factory: pytest.TempPathFactory, speaker_clips) -> Path:
     """A library home with a tiny XTTS base and a voice cloned from one espeak-ng clip."""
+    from cli_helpers import run_cli_here
+
     home = tmp_path_factory.mktemp("swap-home")
-    env = {"TTS_HOST_HOME": str(home)}
-    assert run_cli("base", "init", "xtts", "--preset", "tiny", env=env).returncode == 0
-    added = run_cli("voices", "add", "ann", "--backend", "xtts", "--ref", str(speaker_clips("A", 1)[0][0]),
-                    "--language", "en", env=env)
-    assert added.returncode == 0, added.stderr
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TTS_HOST_HOME", str(home))
+        assert run_cli_here("base", "init", "xtts", "--preset", "tiny")[0] == 0
+        code, _, err = run_cli_here("voices", "add", "ann", "--backend", "xtts", "--ref",
+                                    str(speaker_clips("A", 1)[0][0]), "--language", "en")
+    assert code == 0, err
     return home
 
 
@@ -177,10 +180,14 @@ def test_speak_with_the_vocoder_swapped_by_name_runs_the_onnx_vocoder(installed:
                                                                       tmp_path: Path):
     import soundfile as sf
 
+    from cli_helpers import run_cli_here
+
     env = {"TTS_HOST_HOME": str(cloned_voice)}
     torch_wav, onnx_wav = tmp_path / "torch.wav", tmp_path / "onnx.wav"
-    plain = run_cli("speak", "--voice", "ann", "Hello there.", "-o", str(torch_wav), path=[installed], env=env)
-    assert plain.returncode == 0, plain.stderr
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TTS_HOST_HOME", str(cloned_voice))
+        code, _, err = run_cli_here("speak", "--voice", "ann", "Hello there.", "-o", str(torch_wav))
+    assert code == 0, err
     assert not (cloned_voice / "cache" / "onnx-vocoder").exists()  # the default vocoder is the torch one
     swapped = run_cli("speak", "--voice", "ann", "Hello there.", "-o", str(onnx_wav), "--component",
                       f"vocoder={NAME}", path=[installed], env=env)
