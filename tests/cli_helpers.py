@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 
+import pytest
+
 from tts_host.cli.main import main
 
 
@@ -24,3 +26,16 @@ def error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     return lines[0]
+
+
+def assert_forgetting_recorded(shown: dict, *, new: str, earlier: str) -> None:
+    """``voices show --json`` of a sequential fine-tune: the fields every backend records, and their values."""
+    from tts_host.training.report import TRAINING_FIELDS
+
+    training = shown["training"]
+    assert sorted(training) == sorted(TRAINING_FIELDS)
+    assert set(training["heldout"]) == {new, earlier} and set(training["forgetting"]) == {earlier}
+    for figures in training["heldout"].values():
+        assert set(figures) == {"before", "after", "rise"} and figures["before"] > 0 and figures["after"] > 0
+        assert figures["rise"] == pytest.approx(figures["after"] / figures["before"] - 1)
+    assert training["train_loss_last"] < training["train_loss_first"]

@@ -12,26 +12,13 @@ import pytest
 import soundfile as sf
 
 from llasa_fixtures import prepared_speaker, tiny_base  # noqa: F401  (fixture)
-from cli_helpers import run_cli_here
+from cli_helpers import assert_forgetting_recorded, run_cli_here
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """The CLI run in this process (the same ``main`` as the console script), as a finished process."""
     code, out, err = run_cli_here(*args)
     return subprocess.CompletedProcess(["tts-host", *args], code, out, err)
-
-
-def assert_forgetting_recorded(shown: dict, *, new: str, earlier: str) -> None:
-    """``voices show --json`` of a sequential fine-tune: the fields every backend records, and their values."""
-    from tts_host.training.report import TRAINING_FIELDS
-
-    training = shown["training"]
-    assert sorted(training) == sorted(TRAINING_FIELDS)
-    assert set(training["heldout"]) == {new, earlier} and set(training["forgetting"]) == {earlier}
-    for figures in training["heldout"].values():
-        assert set(figures) == {"before", "after", "rise"} and figures["before"] > 0 and figures["after"] > 0
-        assert figures["rise"] == pytest.approx(figures["after"] / figures["before"] - 1)
-    assert training["train_loss_last"] < training["train_loss_first"]
 
 
 def _ok(result) -> str:

@@ -108,7 +108,7 @@ def test_sequential_finetunes_train_and_keep_every_speaker(chain):
 def test_voices_show_json_records_forgetting_as_every_backend_does(chain, monkeypatch):
     import json
 
-    from test_llasa_cli import assert_forgetting_recorded
+    from cli_helpers import assert_forgetting_recorded
 
     monkeypatch.setenv("TTS_HOST_HOME", str(chain["home"]))
     code, out, err = run_cli("voices", "show", "B", "--json")

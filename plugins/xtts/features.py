@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -40,13 +39,7 @@ class TrainItem:
 
 def read_clip(record: ClipRef) -> np.ndarray:
     """The clip's audio as mono float32 at 22.05 kHz, clipped to [-1, 1] as coqui loads it."""
-    from tts_host.data.audio import read_audio
-
-    path = Path(record.audio_path)
-    if not path.is_file():
-        raise TTSHostError(f"clip {record.id} of speaker '{record.speaker}': {path} no longer exists "
-                           "(prepare the speaker's data again)")
-    return np.clip(read_audio(path, SAMPLE_RATE), -1.0, 1.0).astype(np.float32)
+    return np.clip(record.read(SAMPLE_RATE), -1.0, 1.0).astype(np.float32)
 
 
 class ItemBuilder:
