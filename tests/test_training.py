@@ -11,7 +11,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -290,8 +289,9 @@ def synthetic_clips(folder: Path, seconds: Sequence[float] = (1.5, 4.0, 2.5, 3.0
 def train_items(clips: Sequence[dict[str, Any]]) -> list[Any]:
     """XTTS :class:`TrainItem` s of :func:`synthetic_clips`."""
     from tts_host.plugins.xtts.features import TrainItem
+    from tts_host.training.clips import ClipRef
 
-    return [TrainItem(SimpleNamespace(id=c["id"], speaker="S", audio_path=c["path"]),
+    return [TrainItem(ClipRef(c["id"], "S", c["path"], "0" * 64, "text"),
                       np.array(c["tokens"], dtype=np.int64), np.array(c["codes"], dtype=np.int64), c["samples"])
             for c in clips]
 
