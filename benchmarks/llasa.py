@@ -168,7 +168,8 @@ def main() -> None:
     from tts_host.data import FeatureCache, prepare_dataset
     from tts_host.hashing import sha256_file
     from tts_host.host import get_host
-    from tts_host.plugins.llasa.base import init_base, quiet_transformers
+    from tts_host.hf import quiet_transformers
+    from tts_host.plugins.llasa.base import init_base
     from tts_host.plugins.llasa.data import dataset_rows
 
     quiet_transformers()

@@ -79,10 +79,14 @@ class Backend(ABC):
     """Whether temperature 0 means greedy and top-k 0 means no top-k."""
     streams: ClassVar[bool] = False
     """Whether its speech can stream (``--stream``)."""
+    speeds: ClassVar[bool] = False
+    """Whether its speech takes a speaking rate (``--speed``)."""
     settings_class: ClassVar[str | None] = None
     """Import path (``module:Class``) of its fine-tune settings dataclass: the ``--config`` keys and defaults."""
     speech_roles: ClassVar[tuple[str, ...]] = ()
     """The component roles its speech uses (built before synthesis is timed)."""
+    assembles_bases: ClassVar[bool] = False
+    """Whether ``base add`` converts a published folder through :meth:`assemble_base` (not a plain copy)."""
 
     def __init__(self, host: PluginHost | None = None, **options: Any) -> None:
         self.host = host
@@ -163,6 +167,10 @@ class Backend(ABC):
     def assemble_base(self, model_dir: Path, parts: Mapping[str, Path], out_dir: Path) -> Path:
         """A base folder in ``out_dir`` from a published model folder and separate ``parts`` (e.g. ``codec``)."""
         raise TTSHostError(f"backend '{self.name}' cannot assemble a base from parts")
+
+    def protected_difference(self, role: str, base_file: Path, changed_file: Path) -> str | None:
+        """What differs in a protected file that is not the base's (e.g. the first changed tensor), or ``None``."""
+        return None
 
     def presets(self) -> list[str]:
         """Names of the presets ``init_base`` accepts: the YAML files in ``configs/<name>/`` (e.g. ``tiny``)."""

@@ -99,6 +99,7 @@ class SpeakRequest:
     sampling: Mapping[str, float | int] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
     on_chunk: Callable[[np.ndarray], None] | None = None
+    speed: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.sampling) - set(SAMPLING_OPTIONS))
@@ -107,6 +108,8 @@ class SpeakRequest:
                                f"(known: {', '.join(SAMPLING_OPTIONS)})")
         if self.precision not in ("fp32", "bf16"):
             raise TTSHostError(f"speech precision must be fp32 or bf16, got {self.precision!r}")
+        if not 0.25 <= self.speed <= 4.0:
+            raise TTSHostError(f"--speed must be between 0.25 and 4.0, got {self.speed}")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ def check_speak_request(backend: Backend, request: SpeakRequest) -> None:
     check_sampling(dict(request.sampling), zero_means_off=backend.sampling_zero_means_off)
     if request.stream and not backend.streams:
         raise TTSHostError(f"backend '{backend.name}' does not stream: leave out --stream")
+    if request.speed != 1.0 and not backend.speeds:
+        raise TTSHostError(f"backend '{backend.name}' does not take --speed")
 
 
 def voice_components(voice_model: Any, request_choice: dict[str, str]) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers.catalog import LibraryParts
@@ -53,7 +53,7 @@ class Validation(LibraryParts):
             if actual != (entry.sha256, entry.size):
                 raise ValidationError(entry.path, expected, f"sha256 {actual[0][:16]} ({actual[1]} bytes): the blob is damaged",
                                       subject=subject)
-        self._check_roles(backend, model, base, subject)
+        self._check_roles(backend, model, base, subject, self._difference(backend))
         if dest is not None:
             self._schema_check(backend, model, base, self.materialise(model, dest), subject)
         else:
@@ -79,8 +79,15 @@ class Validation(LibraryParts):
         self._check_roles(self.backend(model.backend), model, base, subject)
         return model
 
+    def _difference(self, backend: Backend) -> Callable[[str, FileEntry, FileEntry], str | None]:
+        """What the backend says differs between a base's protected file and a changed one (by their blobs)."""
+        def describe(role: str, original: FileEntry, changed: FileEntry) -> str | None:
+            return backend.protected_difference(role, self.blob_path(original.sha256), self.blob_path(changed.sha256))
+        return describe
+
     @staticmethod
-    def _check_roles(backend: Backend, model: Model, base: Base, subject: str) -> None:
+    def _check_roles(backend: Backend, model: Model, base: Base, subject: str,
+                     difference: Callable[[str, FileEntry, FileEntry], str | None] | None = None) -> None:
         """Every file has a declared role, required roles are present and protected ones are the base's."""
         by_role = {f.role: f for f in model.files}
         base_roles = {f.role: f for f in base.files}
@@ -99,8 +106,10 @@ class Validation(LibraryParts):
                 original = base_roles.get(role.role)
                 if original is None or original.sha256 != entry.sha256:
                     want = f"the {base.label} file, sha256 {original.sha256[:16]}" if original else "no such file (the base has none)"
+                    changed = difference(role.role, original, entry) if difference and original else None
+                    detail = f" ({changed})" if changed else ""
                     raise ValidationError(entry.path, f"{want} (protected)",
-                                          f"sha256 {entry.sha256[:16]}: run `tts-host voices repair` to restore it",
+                                          f"sha256 {entry.sha256[:16]}{detail}: run `tts-host voices repair` to restore it",
                                           subject=subject)
 
     @staticmethod

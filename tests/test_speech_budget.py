@@ -52,7 +52,7 @@ def test_xtts_speech_from_a_model_that_never_stops_ends_at_the_texts_budget(tiny
 def test_llasa_speech_from_a_model_that_never_stops_ends_at_the_texts_budget(tiny_base, tmp_path):
     from tts_host.contract import SpeakRequest
     from tts_host.host import get_host
-    from tts_host.plugins.llasa.clone import text_array
+    from tts_host.conditioning import text_array
     from tts_host.plugins.llasa.synthesis import synthesize
 
     components = get_host().components_for("llasa", Path(tiny_base))

@@ -109,14 +109,15 @@ def base_group() -> None:
 def base_add(backend: str, path: Path, name: str | None, codec: Path | None) -> None:
     """Import the base model folder PATH for BACKEND (only the files the backend declares)."""
     with open_library() as lib:
-        if codec is None:
-            base = lib.add_base(backend, path, name)
+        model = lib.backend(backend)
+        if codec is None and not model.assembles_bases:
+            base = lib.add_base(model, path, name)
         else:
             import tempfile
 
-            model = lib.backend(backend)
+            parts = {"codec": codec} if codec is not None else {}
             with tempfile.TemporaryDirectory() as tmp:
-                folder = model.assemble_base(path, {"codec": codec}, Path(tmp) / "base")
+                folder = model.assemble_base(path, parts, Path(tmp) / "base")
                 base = lib.add_base(model, folder, name or Path(path).resolve().name)
         click.echo(f"added base '{base.name}' ({base.backend}, {len(base.files)} files, "
                    f"{size_text(sum(f.size for f in base.files))})")

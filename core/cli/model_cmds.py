@@ -99,10 +99,13 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
 @click.option("--top-k", type=int, default=None, help="Sample among the k likeliest tokens.")
 @click.option("--repetition-penalty", type=float, default=None, help="Penalty on repeated tokens.")
 @click.option("--max-length", type=int, default=None, help="Longest token sequence (prompt included).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Speaking rate, 0.25-4.0 (backends that take it: sovits).")
 @click.option("--component", "components", multiple=True, metavar="ROLE=NAME", help=COMPONENT_HELP)
 def speak_command(voice: str, text: str, out: Path, language: str | None, stream: bool, seed: int,
                   temperature: float | None, top_p: float | None, top_k: int | None,
-                  repetition_penalty: float | None, max_length: int | None, components: tuple[str, ...]) -> None:
+                  repetition_penalty: float | None, max_length: int | None, speed: float,
+                  components: tuple[str, ...]) -> None:
     """Synthesise speech with a voice from the library (long texts a sentence at a time)."""
     import dataclasses
     import tempfile
@@ -111,7 +114,7 @@ def speak_command(voice: str, text: str, out: Path, language: str | None, stream
 
     given = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "repetition_penalty": repetition_penalty,
              "max_length": max_length}
-    request = SpeakRequest(voice, text, out, language=language, stream=stream, seed=seed,
+    request = SpeakRequest(voice, text, out, language=language, stream=stream, seed=seed, speed=speed,
                            sampling={k: v for k, v in given.items() if v is not None},
                            components=parse_component_choices(components, "--component"))
     with open_library() as library:

@@ -81,6 +81,13 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
         label = f"earlier speaker {name}" if earlier else f"speaker {name}"
         lines.append(f"{label}: held-out loss {figures['before']:.4f} -> {figures['after']:.4f} "
                      f"({figures['rise'] * 100:+.1f}%)")
+    for stage, figures in metrics.get("backend", {}).get("stages", {}).items():
+        if figures.get("train_loss_first") is not None:
+            lines.append(f"{stage}: training loss {figures['train_loss_first']:.4f} -> {figures['train_loss_last']:.4f} "
+                         f"over {figures['steps']} steps")
+        for name, held in figures.get("heldout", {}).items():
+            if held.get("before") is not None and held.get("after") is not None:
+                lines.append(f"{stage}: speaker {name} held-out loss {held['before']:.4f} -> {held['after']:.4f}")
     if metrics.get("best_step") is not None and metrics["best_step"] != metrics.get("steps"):
         lines.append(f"kept the weights of step {metrics['best_step']} (lowest held-out loss)")
     lines += [f"skipped {s['clip']}: {s['reason']}" for s in metrics.get("backend", {}).get("skipped", [])]

@@ -20,6 +20,7 @@ from tts_host.folders import new_folder
 from tts_host.plugins.llasa import CODEC_DIR, MODEL_DIR, SAMPLE_RATE
 from tts_host.plugins.llasa.codec import codebook_size, read_codec_config
 from tts_host.plugins.llasa.layout import LlasaBaseError, SpeechLayout
+from tts_host.hf import quiet_transformers
 from tts_host.presets import load_preset
 from tts_host.oserrors import disk_full_errors
 
@@ -36,13 +37,6 @@ class BaseInfo:
     hop_length: int
     vocab_size: int
 
-
-def quiet_transformers() -> None:
-    """Silence transformers' progress bars and info logging (tts-host shows its own progress)."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
 
 
 def generation_defaults(preset: dict[str, Any]) -> dict[str, Any]:

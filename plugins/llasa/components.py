@@ -13,7 +13,7 @@ import numpy as np
 
 from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa import ADAPTER_DIR, MODEL_DIR
-from tts_host.plugins.llasa.base import quiet_transformers
+from tts_host.hf import quiet_transformers
 from tts_host.plugins.llasa.layout import SpeechLayout
 from tts_host.plugins.llasa.prompts import prompt_ids
 

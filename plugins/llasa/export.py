@@ -18,7 +18,8 @@ import numpy as np
 
 from tts_host.folders import new_folder
 from tts_host.plugins.llasa import ADAPTER_DIR, CODEC_DIR, MODEL_DIR
-from tts_host.plugins.llasa.base import quiet_transformers, validate_model_dir
+from tts_host.hf import quiet_transformers
+from tts_host.plugins.llasa.base import validate_model_dir
 from tts_host.plugins.llasa.layout import speech_token
 
 VOICE_FILE = "voice.json"
@@ -28,7 +29,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 def voice_description(conditioning: Mapping[str, np.ndarray], voice_name: str | None,
                       speakers: list[str] | None = None) -> dict:
     """How to prompt the exported voice: speaker tag or reference prefix."""
-    from tts_host.plugins.llasa.clone import array_text
+    from tts_host.conditioning import array_text
 
     if "ref_codes" in conditioning:
         codes = [int(c) for c in np.asarray(conditioning["ref_codes"]).reshape(-1)]

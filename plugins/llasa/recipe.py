@@ -84,7 +84,7 @@ class LlasaTrainingRun:
 
     def save(self, out_dir: Path) -> TrainedModel:
         """The LM weights (safetensors), or the LoRA adapter alone; the voice's conditioning is its speaker tag."""
-        from tts_host.plugins.llasa.clone import text_array
+        from tts_host.conditioning import text_array
 
         out_dir = Path(out_dir)
         shutil.rmtree(out_dir, ignore_errors=True)

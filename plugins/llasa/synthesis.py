@@ -16,7 +16,7 @@ import numpy as np
 from tts_host.contract import SpeakRequest, Speech
 from tts_host.errors import TTSHostError
 from tts_host.plugins.llasa import HOP_LENGTH, SAMPLE_RATE
-from tts_host.plugins.llasa.clone import array_text
+from tts_host.conditioning import array_text
 from tts_host.speech import audio_token_budget, join_speech, split_text
 
 if TYPE_CHECKING:
