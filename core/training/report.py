@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 
 TRAINING_FIELDS = ("steps", "resumed_from", "best_step", "train_loss_first", "train_loss_last", "replay", "heldout",
-                   "forgetting")
+                   "forgetting", "stages")
 """The metrics ``voices show`` prints for a voice's last fine-tune (every backend alike)."""
 
 
@@ -37,6 +37,8 @@ class TrainingLog:
     best_step: int | None = None
     log_png: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """A multi-stage backend's figures per stage (``steps``, ``train_loss_first``/``_last``, ``heldout`` by speaker)."""
 
 
 def change(before: float, after: float) -> dict[str, float]:
@@ -59,6 +61,7 @@ def finetune_metrics(log: TrainingLog, speaker: str, before: Mapping[str, float]
         "replay": replay,
         "heldout": heldout,
         "forgetting": {name: figures for name, figures in heldout.items() if name != speaker},
+        "stages": dict(log.stages),
         "backend": dict(log.extra),
     }
 
@@ -81,7 +84,7 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
         label = f"earlier speaker {name}" if earlier else f"speaker {name}"
         lines.append(f"{label}: held-out loss {figures['before']:.4f} -> {figures['after']:.4f} "
                      f"({figures['rise'] * 100:+.1f}%)")
-    for stage, figures in metrics.get("backend", {}).get("stages", {}).items():
+    for stage, figures in (metrics.get("stages") or {}).items():
         if figures.get("train_loss_first") is not None:
             lines.append(f"{stage}: training loss {figures['train_loss_first']:.4f} -> {figures['train_loss_last']:.4f} "
                          f"over {figures['steps']} steps")

@@ -71,7 +71,7 @@ class SovitsBackend(Backend):
         """Which tensor of a protected safetensors file differs from the base's (``None`` when not one)."""
         from tts_host.plugins.sovits.protection import first_changed_tensor
 
-        return first_changed_tensor(base_file, changed_file) if str(changed_file).endswith(".safetensors") else None
+        return first_changed_tensor(base_file, changed_file)
 
     def training_run(self, job: TrainingJob) -> TrainingRun:
         """s2 then s1 on the job's clips."""

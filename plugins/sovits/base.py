@@ -74,10 +74,13 @@ def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
 
 
 def _spread_codebook(semantic: torch.nn.Module) -> None:
-    """A usable random codebook: unit-variance entries, marked initialised (no k-means on first use)."""
+    """A usable random codebook, marked initialised (no k-means on first use): each entry is ``ssl_proj`` of
+    unit-normal features, so entries lie where projected HuBERT features (layer-normed) lie and all are used."""
     codebook = semantic.quantizer.layers[0]._codebook
+    size, dim = codebook.embed.shape[-2:]
     with torch.no_grad():
-        codebook.embed.normal_()
+        entries = semantic.ssl_proj(torch.randn(size, dim, 2))[..., 0]
+        codebook.embed.copy_(entries.unsqueeze(0))
         codebook.embed_avg.copy_(codebook.embed)
         codebook.cluster_size.fill_(1.0)
         codebook.initted.fill_(True)

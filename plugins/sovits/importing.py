@@ -1,4 +1,5 @@
-"""``tts-host base add sovits PATH``: a GPT-SoVITS v2 model set converted into a SoVITS base folder.
+"""``tts-host base add sovits PATH``: a GPT-SoVITS v2 model set converted into a SoVITS base folder
+(or a tts-host SoVITS base folder, copied).
 
 PATH holds (at most two folder levels down) one s1 ``.ckpt``, one s2 generator ``.pth`` (``s2G*``),
 optionally its discriminator (``s2D*.pth``), and a ``chinese-hubert-base`` folder (a transformers
@@ -58,6 +59,8 @@ def import_model_set(folder: Path, out_dir: Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise TTSHostError(f"GPT-SoVITS folder {folder} does not exist or is not a folder")
+    if (folder / FILES["s2_config"]).is_file():
+        return _copy_base(folder, Path(out_dir))
     pths = _found(folder, "*.pth")
     discriminators = [p for p in pths if p.name.startswith(("s2D", "D_"))]
     s2_path = _one([p for p in pths if p not in discriminators], "s2 generator .pth (s2G*.pth)", folder)
@@ -93,6 +96,21 @@ def import_model_set(folder: Path, out_dir: Path) -> Path:
                       str(staging / FILES["s2_discriminator"]))
         validate_base(staging)
     return Path(out_dir)
+
+
+def _copy_base(folder: Path, out_dir: Path) -> Path:
+    """A tts-host SoVITS base folder (``s2/``, ``s1/``, ``hubert/`` ...) copied file by declared file, then validated."""
+    import shutil
+
+    from tts_host.plugins.sovits.base import validate_base
+
+    with disk_full_errors(out_dir), new_folder(out_dir) as staging:
+        for path in FILES.values():
+            if (folder / path).is_file():
+                (staging / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(folder / path, staging / path)
+        validate_base(staging)
+    return out_dir
 
 
 def _fresh_posterior_encoder() -> dict[str, torch.Tensor]:

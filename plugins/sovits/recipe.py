@@ -1,10 +1,11 @@
 """The SoVITS part of a fine-tune: s2, then s1, on the job's clips (core's workflow does the rest).
 
-The semantic codec gives every clip's codes once (feature cache) and its codebook vectors to s2; s2 trains the vocoder and reference-encoder components with a discriminator (the base's
+The semantic codec gives every clip's codes once (feature cache) and its codebook vectors to s2; s2
+trains the vocoder and reference-encoder components with a discriminator (the base's
 when it has one, else a fresh one); s1 trains the acoustic model. The headline held-out loss the
 workflow records before and after, for every speaker, is s1's (tokens per speaker); s2's held-out
 mel loss per speaker, before and after, and each stage's losses are in the run's metrics
-(``backend.stages``); the headline training losses are s1's.
+(``stages``); the headline training losses are s1's.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class SovitsTrainingRun:
         self.mixed = mix_replay(new_items, pool, job.replay, random.Random(self.settings.seed))
         vocoder = components.get("vocoder", SovitsVocoder)
         reference = components.get("speaker_encoder", ReferenceSpeakerEncoder)
-        self.s2 = S2Stage(vocoder, reference, self.codec, self._discriminator(), self.settings, self.device)
+        discriminator = self._discriminator() if self.settings.s2_gan else None
+        self.s2 = S2Stage(vocoder, reference, self.codec, discriminator, self.settings, self.device)
         self.s1 = S1Stage(components.get("acoustic_model", TextToSemanticModel), self.settings, self.device)
         decay = self.settings.ema_decay
         self.s2_emas = [WeightEma(m, decay) for m in self.s2.trainable()] if decay else []
@@ -130,7 +132,6 @@ class SovitsTrainingRun:
         stages["s2"]["heldout"] = {name: {"before": self.s2_before.get(name), "after": value}
                                    for name, value in after.items()}
         extra = {
-            "stages": stages,
             "replayed_items": len(self.mixed) - len([i for i in self.mixed if i.speaker == job.speaker]),
             "skipped": [{"clip": s.clip_id, "reason": s.reason} for s in self.skipped],
             "regularisers": {"ema_decay": settings.ema_decay, "spec_augment": settings.spec_augment,
@@ -138,7 +139,7 @@ class SovitsTrainingRun:
                              "grad_clip": settings.grad_clip},
         }
         s1_losses = result.losses["s1"]
-        return TrainingLog(s1_losses, len(s1_losses), result.resumed_from or None, None, result.log_png, extra)
+        return TrainingLog(s1_losses, len(s1_losses), result.resumed_from or None, None, result.log_png, extra, stages)
 
     def save(self, out_dir: Path) -> TrainedModel:
         """The trained s2 generator and s1 weights (GPT-SoVITS names), and the voice's reference."""

@@ -24,6 +24,7 @@ class SovitsSettings:
     segment_frames: int = 32
     c_mel: float = 45.0
     c_kl: float = 1.0
+    s2_gan: bool = True
     s1_epochs: int = 15
     s1_learning_rate: float = 1e-4
     batch_size: int = 4

@@ -56,7 +56,7 @@ class S1Stage:
         if self.settings.grad_clip > 0:
             precision.clip(self.optimizer, self.settings.grad_clip)
         precision.step(self.optimizer)
-        return {"loss": float(loss)}
+        return {"loss": float(loss.detach())}
 
     @torch.no_grad()
     def heldout(self, items: Sequence[Item]) -> float:

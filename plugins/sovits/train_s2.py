@@ -1,7 +1,8 @@
 """The s2 stage: the SoVITS synthesiser and its reference encoder trained as a GAN on real audio.
 
 Losses as GPT-SoVITS's ``s2_train.py``: least-squares GAN, feature matching (x2), mel L1 (x ``c_mel``)
-and the VITS KL (x ``c_kl``); the quantizer and ``ssl_proj`` are frozen (the codes are given, so its
+and the VITS KL (x ``c_kl``) (``s2_gan: false`` leaves out the discriminator: mel and KL only, for quick
+previews and tests); the quantizer and ``ssl_proj`` are frozen (the codes are given, so its
 commitment loss is 0); the text branch learns at ``text_lr_ratio`` of the rate. AdamW with betas
 (0.8, 0.99), eps 1e-9, on random ``segment_frames`` slices.
 """
@@ -37,12 +38,12 @@ class S2Batch:
 
 
 class S2Stage:
-    """One s2 model (vocoder + reference encoder components) and its discriminator, on one device."""
+    """One s2 model (vocoder + reference encoder components) and its discriminator (``None``: no GAN), on one device."""
 
     def __init__(self, vocoder: SovitsVocoder, reference: ReferenceSpeakerEncoder, codec: SemanticCodec,
-                 discriminator: torch.nn.Module, settings: SovitsSettings, device: torch.device) -> None:
+                 discriminator: torch.nn.Module | None, settings: SovitsSettings, device: torch.device) -> None:
         self.synthesizer, self.reference, self.codec = vocoder.model, reference.model, codec
-        self.discriminator = discriminator.to(device)
+        self.discriminator = discriminator.to(device) if discriminator is not None else None
         self.config, self.settings, self.device = vocoder.config, settings, device
         self.hop, self.n_fft = self.config.hop, self.config.n_fft
         self.win = int(self.config.data["win_length"])
@@ -53,8 +54,8 @@ class S2Stage:
             [{"params": rest, "lr": lr},
              {"params": self.synthesizer.enc_p.text_branch(), "lr": lr * settings.text_lr_ratio}],
             betas=(0.8, 0.99), eps=1e-9)
-        self.discriminator_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=lr, betas=(0.8, 0.99),
-                                                         eps=1e-9)
+        self.discriminator_optimizer = None if self.discriminator is None else torch.optim.AdamW(
+            self.discriminator.parameters(), lr=lr, betas=(0.8, 0.99), eps=1e-9)
 
     def trainable(self) -> list[torch.nn.Module]:
         """The modules whose weights this stage changes (saved, averaged across ranks, EMA'd)."""
@@ -85,7 +86,7 @@ class S2Stage:
 
     def train_step(self, batch: S2Batch, precision: Precision, sync: Callable[[list[torch.nn.Parameter]], None]
                    ) -> dict[str, float]:
-        """One discriminator step, then one generator step; ``sync`` averages gradients across ranks."""
+        """One discriminator step (unless ``s2_gan`` is off), then one generator step; ``sync`` averages gradients."""
         from TTS.tts.layers.losses import VitsDiscriminatorLoss, VitsGeneratorLoss, feature_loss, generator_loss
 
         settings = self.settings
@@ -99,19 +100,20 @@ class S2Stage:
         real = torch.stack([batch.audio[i, s * self.hop:(s + segment) * self.hop]
                             for i, s in enumerate(out["starts"].tolist())]).unsqueeze(1)
         fake = out["audio"][..., : real.size(-1)].float()
-        with precision.autocast():
-            scores_real, _, scores_fake, _ = self.discriminator(real, fake.detach())
-            loss_d, _, _ = VitsDiscriminatorLoss.discriminator_loss(scores_real, scores_fake)
-        self.discriminator_optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss_d)
-        self._finish(self.discriminator_optimizer, precision, sync)
-        with precision.autocast():
-            _, feats_real, scores_fake, feats_fake = self.discriminator(real, fake)
-            adversarial, _ = generator_loss(scores_fake)
-            matching = feature_loss(feats_real, feats_fake)
+        adversarial = loss_d = torch.zeros((), device=self.device)
+        if self.discriminator is not None and self.discriminator_optimizer is not None:
+            with precision.autocast():
+                scores_real, _, scores_fake, _ = self.discriminator(real, fake.detach())
+                loss_d, _, _ = VitsDiscriminatorLoss.discriminator_loss(scores_real, scores_fake)
+            self.discriminator_optimizer.zero_grad(set_to_none=True)
+            precision.backward(loss_d)
+            self._finish(self.discriminator_optimizer, precision, sync)
+            with precision.autocast():
+                _, feats_real, scores_fake, feats_fake = self.discriminator(real, fake)
+                adversarial = generator_loss(scores_fake)[0] + feature_loss(feats_real, feats_fake)
         mel = F.l1_loss(self._mel(fake.squeeze(1)), self._mel(real.squeeze(1)))
         kl = VitsGeneratorLoss.kl_loss(out["z_p"], out["logs_q"], out["m_p"], out["logs_p"], out["mask"])
-        total = adversarial + matching + mel * settings.c_mel + kl * settings.c_kl
+        total = adversarial + mel * settings.c_mel + kl * settings.c_kl
         self.generator_optimizer.zero_grad(set_to_none=True)
         precision.backward(total)
         self._finish(self.generator_optimizer, precision, sync)

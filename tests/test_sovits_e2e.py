@@ -1,0 +1,164 @@
+"""SoVITS end to end through the command line: A -> B -> C sequential voices on the tiny preset,
+every earlier speaker's held-out losses recorded for both stages, every voice speaking 32 kHz audio,
+and the protected semantic part checked before training and restored by repair."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cli_helpers import assert_forgetting_recorded, error_line, run_cli_here
+from sovits_fixtures import fast_config, prepared_speaker, tiny_base_path
+
+
+def _ok(*args: str) -> str:
+    code, out, err = run_cli_here(*args)
+    assert code == 0, out + err
+    return out
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, speaker_clips):
+    """A library home with the tiny base and voices A, B (from A, replay 0.25) and C (from B)."""
+    home = tmp_path_factory.mktemp("sovits-chain") / "home"
+    previous = os.environ.get("TTS_HOST_HOME")
+    os.environ["TTS_HOST_HOME"] = str(home)
+    try:
+        config = fast_config(tmp_path_factory.mktemp("sovits-config"))
+        data = {name: prepared_speaker(tmp_path_factory, speaker_clips, name)
+                for name in "ABC"}
+        _ok("base", "add", "sovits", str(tiny_base_path(tmp_path_factory)), "--name", "tiny")
+        outputs = {"A": _ok("finetune", "--backend", "sovits", "--speaker", "A", "--data", str(data["A"]),
+                            "--base", "tiny", "--config", str(config), "--quiet")}
+        outputs["B"] = _ok("finetune", "--backend", "sovits", "--speaker", "B", "--data", str(data["B"]),
+                           "--from", "A", "--replay", "0.25", "--config", str(config), "--quiet")
+        outputs["C"] = _ok("finetune", "--backend", "sovits", "--speaker", "C", "--data", str(data["C"]),
+                           "--from", "B", "--config", str(config), "--quiet")
+        shown = {name: json.loads(_ok("voices", "show", name, "--json")) for name in "ABC"}
+    finally:
+        if previous is None:
+            os.environ.pop("TTS_HOST_HOME", None)
+        else:
+            os.environ["TTS_HOST_HOME"] = previous
+    return {"home": home, "data": data, "config": config, "outputs": outputs, "shown": shown}
+
+
+@pytest.mark.smoke
+def test_sequential_voices_record_both_stages_losses_for_every_earlier_speaker(chain):
+    assert "stored checkpoint 3 (speakers: A, B, C)" in chain["outputs"]["C"]
+    assert "earlier speaker A: held-out loss" in chain["outputs"]["C"]
+    assert_forgetting_recorded(chain["shown"]["B"], new="B", earlier="A")
+    training = chain["shown"]["C"]["training"]
+    assert set(training["heldout"]) == {"A", "B", "C"} and set(training["forgetting"]) == {"A", "B"}
+    for name in "ABC":
+        new = chain["shown"][name]["training"]
+        stages = new["stages"]
+        assert stages["s2"]["train_loss_last"] < stages["s2"]["train_loss_first"], name
+        assert stages["s1"]["train_loss_last"] < stages["s1"]["train_loss_first"], name
+        s2_heldout = stages["s2"]["heldout"]
+        assert set(s2_heldout) == set(new["heldout"])  # s2's held-out loss of every speaker, before and after
+        assert s2_heldout[name]["after"] < s2_heldout[name]["before"], name
+    # s1's held-out loss falls where there is something general to learn: from the random base. Later tiny
+    # fine-tunes on six clips fit those clips' token sequences; their held-out change is recorded above.
+    assert chain["shown"]["A"]["training"]["heldout"]["A"]["rise"] < -0.1
+
+
+def test_every_voice_speaks_32_khz_audio(chain, tmp_path, monkeypatch):
+    monkeypatch.setenv("TTS_HOST_HOME", str(chain["home"]))
+    for name in "ABC":
+        wav = tmp_path / f"{name}.wav"
+        out = _ok("speak", "--voice", name, "The quick brown fox. It jumps.", "-o", str(wav), "--stream",
+                  "--max-length", "200")
+        assert "time to first audio" in out
+        audio, rate = sf.read(wav)
+        assert rate == 32000 and len(audio) > rate // 4 and np.abs(audio).max() > 1e-3 and np.isfinite(audio).all()
+
+
+def test_the_semantic_files_stay_the_base_blobs(chain, monkeypatch):
+    from tts_host.speakers import Library
+
+    from tts_host.host import get_host
+
+    monkeypatch.setenv("TTS_HOST_HOME", str(chain["home"]))
+    with Library(chain["home"], host=get_host()) as lib:
+        base = {f.role: f.sha256 for f in lib.base("tiny").files}
+        for checkpoint in lib.checkpoints():
+            files = {f.role: f.sha256 for f in checkpoint.files}
+            for role in ("s2_semantic", "hubert_weights", "hubert_config", "s2_config", "s1_config"):
+                assert files[role] == base[role], (checkpoint.label, role)
+            assert files["s2_generator"] != base["s2_generator"] and files["s1_weights"] != base["s1_weights"]
+
+
+def test_a_changed_codebook_value_is_refused_naming_the_tensor_and_repair_restores_it(chain, tmp_path, monkeypatch,
+                                                                                      speaker_clips):
+    from safetensors.torch import load_file, save_file
+
+    from tts_host.host import get_host
+    from tts_host.speakers import Library
+
+    home = tmp_path / "home"
+    shutil.copytree(chain["home"], home)
+    monkeypatch.setenv("TTS_HOST_HOME", str(home))
+    with Library(home, host=get_host()) as lib:
+        base = lib.base("tiny")
+        checkpoint = lib.checkpoint(1)
+        paths = {f.role: lib.blob_path(f.sha256) for f in checkpoint.files}
+        semantic = load_file(str(paths["s2_semantic"]))
+        semantic["quantizer.vq.layers.0._codebook.embed"][3, 5] += 0.5  # one value of the codebook
+        changed = tmp_path / "semantic.safetensors"
+        save_file(semantic, str(changed))
+        files = {"s2_semantic": changed, "s2_generator": paths["s2_generator"], "s1_weights": paths["s1_weights"]}
+        tampered = lib.add_checkpoint("sovits", base, None, ["T"], files, {}, {})
+        lib.add_voice("T", "sovits", tampered, lib.voice_conditioning(lib.voice("A")))
+    data_d = speaker_clips("D", 8)[0][0].parent
+    code, out, err = run_cli_here("finetune", "--backend", "sovits", "--speaker", "D", "--data", str(data_d),
+                                  "--from", "T", "--config", str(chain["config"]), "--quiet")
+    line = error_line(err)
+    assert code == 1 and "s2/semantic.safetensors" in line and "quantizer.vq.layers.0._codebook.embed" in line
+    assert "1 of" in line and "voices repair" in line and "training loss" not in out
+    assert "s2/semantic.safetensors restored from the base" in _ok("voices", "repair", "T")
+    with Library(home, host=get_host()) as lib:
+        restored = {f.role: f.sha256 for f in lib.checkpoint(tampered.id).files}
+        assert restored["s2_semantic"] == {f.role: f.sha256 for f in lib.base("tiny").files}["s2_semantic"]
+        lib.validate_for_finetune("T")
+
+
+def test_killed_after_an_epoch_resumes_to_the_same_weights(chain, tmp_path, monkeypatch, speaker_clips):
+    """Stopped at the end of s2's first epoch, ``--resume`` gives what an uninterrupted run gives."""
+    from tts_host.host import get_host
+    from tts_host.speakers import Library
+
+    results = {}
+    for mode in ("straight", "resumed"):
+        home = tmp_path / mode
+        shutil.copytree(chain["home"], home)
+        monkeypatch.setenv("TTS_HOST_HOME", str(home))
+        args = ["finetune", "--backend", "sovits", "--speaker", "D", "--data", str(speaker_clips("D", 8)[0][0].parent),
+                "--from", "A", "--config", str(chain["config"]), "--quiet"]
+        if mode == "resumed":
+            import tts_host.plugins.sovits.loop as loop
+
+            original = loop._save
+            calls = []
+
+            def save_then_stop(*a, **k):
+                original(*a, **k)
+                calls.append(1)
+                if len(calls) == 1:
+                    raise KeyboardInterrupt
+
+            monkeypatch.setattr(loop, "_save", save_then_stop)
+            code, _, err = run_cli_here(*args)
+            assert code == 1 and "--resume" in error_line(err)
+            monkeypatch.setattr(loop, "_save", original)
+            args.append("--resume")
+        _ok(*args)
+        with Library(home, host=get_host()) as lib:
+            results[mode] = {f.role: f.sha256 for f in lib.model_of(lib.voice("D")).files}
+    assert results["resumed"] == results["straight"]
