@@ -14,10 +14,15 @@ from typing import Mapping
 
 import numpy as np
 
+from tts_host.errors import TTSHostError
 from tts_host.folders import new_folder
 from tts_host.oserrors import disk_full_errors
 from tts_host.plugins.sovits import SAMPLE_RATE
 from tts_host.plugins.sovits.files import FILES
+
+# s1longer-v2.yaml's train section (upstream's s1 files carry it; gsv_write.write_s1 requires the section).
+S1_TRAIN = {"seed": 1234, "epochs": 20, "batch_size": 8, "save_every_n_epoch": 1, "precision": "16-mixed",
+            "gradient_clip": 1.0}
 
 
 def export_voice(name: str, model_folder: Path, conditioning: Mapping[str, np.ndarray], out: Path) -> Path:
@@ -30,11 +35,13 @@ def export_voice(name: str, model_folder: Path, conditioning: Mapping[str, np.nd
 
     audio, _codes, text, language = reference_of(conditioning)
     s2_config, s1_config = read_json(model_folder, "s2_config"), read_json(model_folder, "s1_config")
-    s2_weights = {**load_weights(model_folder, "s2_semantic"), **load_weights(model_folder, "s2_generator")}
+    weights = {role: load_weights(model_folder, role) for role in ("s2_semantic", "s2_generator", "s1_weights")}
+    _check_v2_shapes(name, weights)
+    s2_weights = {**weights["s2_semantic"], **weights["s2_generator"]}
     info = f"tts-host voice {name}"
     with disk_full_errors(out), new_folder(Path(out)) as staging:
         write_s2(staging / f"{name}.pth", s2_weights, _s2_upstream_config(s2_config), info)
-        write_s1(staging / f"{name}.ckpt", load_weights(model_folder, "s1_weights"),
+        write_s1(staging / f"{name}.ckpt", weights["s1_weights"],
                  _s1_upstream_config(s1_config), info)
         soundfile.write(str(staging / "ref.wav"), audio, SAMPLE_RATE, subtype="PCM_16")
         (staging / "ref.txt").write_text(text + "\n", encoding="utf-8")
@@ -43,6 +50,20 @@ def export_voice(name: str, model_folder: Path, conditioning: Mapping[str, np.nd
             "ref_text": text, "ref_language": language, "sources": {k: FILES[k] for k in ("s1_weights", "s2_generator")},
         }, indent=2) + "\n", encoding="utf-8")
     return Path(out)
+
+
+def _check_v2_shapes(name: str, weights: Mapping[str, Mapping]) -> None:
+    """Refuse, in one line, a voice whose model is not GPT-SoVITS v2-sized (a tiny-preset voice, say)."""
+    from tts_host.plugins.sovits.config import S1Config, S2Config
+    from tts_host.plugins.sovits.modelset import expected_shapes
+
+    for role, v2 in expected_shapes(S2Config.from_json({}), S1Config.from_json({})).items():
+        found = {key: tuple(tensor.shape) for key, tensor in weights[role].items()}
+        differs = next((key for key in sorted(set(v2) | set(found)) if found.get(key) != v2.get(key)), None)
+        if differs is not None:
+            raise TTSHostError(f"voice '{name}' cannot be exported as GPT-SoVITS v2: its model is not v2-sized "
+                               f"({FILES[role]}: {differs} is {found.get(differs, 'absent')}, v2's is "
+                               f"{v2.get(differs, 'absent')}); only voices on a v2 base export")
 
 
 def _s2_upstream_config(config: dict) -> dict:
@@ -56,5 +77,6 @@ def _s2_upstream_config(config: dict) -> dict:
 def _s1_upstream_config(config: dict) -> dict:
     """The s1 YAML as GPT-SoVITS reads it."""
     model = {k: v for k, v in config.get("model", {}).items() if k != "bert_dim"}
-    return {"data": {"max_sec": 54, **config.get("data", {})}, "model": model,
+    train = {**S1_TRAIN, **config.get("train", {})}  # s1_train.py saves its whole config, train section included
+    return {"train": train, "data": {"max_sec": 54, **config.get("data", {})}, "model": model,
             "inference": {"top_k": int(config.get("inference", {}).get("top_k", 15))}}

@@ -1,7 +1,8 @@
 """The two-stage SoVITS training loop: s2 epochs, then s1 epochs, resumable at every epoch boundary.
 
 Every rank builds the same batches (a seeded order per stage and epoch) and trains its share of
-each; gradients are averaged across ranks (a no-op in one process). Rank 0 saves the state after
+each, its loss weighted by that share (a rank left out of a batch smaller than the world computes with
+weight 0), so that averaging the gradients across ranks gives the whole batch's gradient. Rank 0 saves the state after
 every epoch: the trainable weights, both stages' optimisers, the EMA shadows, every RNG and the
 losses so far, so ``--resume`` continues exactly where the last epoch ended.
 """
@@ -26,7 +27,7 @@ class Stage(Protocol):
 
     def trainable(self) -> list[torch.nn.Module]: ...
 
-    def train_step(self, items: Any, precision: Precision, sync: Any) -> dict[str, float]: ...
+    def train_step(self, items: Any, precision: Precision, sync: Any, share: float) -> dict[str, float]: ...
 
 
 @dataclass
@@ -85,13 +86,15 @@ def run_stages(plans: list[StagePlan], *, batch_size: int, seed: int, state_dir:
                 if (index, epoch) < position:
                     continue
                 for batch in batches:
-                    mine = [batch[i] for i in local_rows(len(batch), context)] or batch[:1]
-                    values = plan.stage.train_step(plan.batch(mine) if plan.batch else mine, precision,
-                                                   average_gradients)
+                    mine = [batch[i] for i in local_rows(len(batch), context)]
+                    share = len(mine) * context.world / len(batch)  # 0: a rank left out of a small batch
+                    rows = mine or batch[:1]
+                    values = plan.stage.train_step(plan.batch(rows) if plan.batch else rows, precision,
+                                                   average_gradients, share)
                     for ema in plan.emas:
                         ema.update()
                     [loss] = sum_across([values["loss"]], context)
-                    loss /= context.world
+                    loss /= context.world  # each process returns its share-weighted part
                     step += 1
                     losses[plan.name].append(loss)
                     bar.advance(loss)

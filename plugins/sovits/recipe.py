@@ -71,7 +71,8 @@ class SovitsTrainingRun:
         reference = components.get("speaker_encoder", ReferenceSpeakerEncoder)
         discriminator = self._discriminator() if self.settings.s2_gan else None
         self.s2 = S2Stage(vocoder, reference, self.codec, discriminator, self.settings, self.device)
-        self.s1 = S1Stage(components.get("acoustic_model", TextToSemanticModel), self.settings, self.device)
+        self.s1 = S1Stage(components.get("acoustic_model", TextToSemanticModel), self.settings, self.device,
+                          job.context)
         decay = self.settings.ema_decay
         self.s2_emas = [WeightEma(m, decay) for m in self.s2.trainable()] if decay else []
         self.s1_emas = [WeightEma(m, decay) for m in self.s1.trainable()] if decay else []

@@ -18,6 +18,16 @@ import torch
 from torch import nn
 
 
+def set_dropout(modules: Sequence[nn.Module], rate: float) -> None:
+    """Every dropout in ``modules`` (``nn.Dropout`` layers and attention-probability dropout) at ``rate``."""
+    for module in modules:
+        for part in module.modules():
+            if isinstance(part, nn.Dropout):
+                part.p = rate
+            elif isinstance(part, nn.MultiheadAttention):
+                part.dropout = rate
+
+
 class WeightEma:
     """Shadow copies of ``module``'s floating-point state, updated after every optimiser step."""
 

@@ -35,6 +35,7 @@ class SovitsSettings:
     spec_augment: bool = False
     mixup_alpha: float = 0.0
     layer_drop: float = 0.0
+    dropout: float | None = None
     precision: str = "fp32"
     seed: int = 0
     lora_rank: int | None = None
@@ -56,6 +57,8 @@ class SovitsSettings:
                 raise TTSHostError(f"{name} must be a positive finite number, got {value}")
         if not 0 <= self.ema_decay < 1:
             raise TTSHostError(f"ema_decay is in [0, 1) (0: off), got {self.ema_decay}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise TTSHostError(f"dropout is in [0, 1) (unset: the models' own rates), got {self.dropout}")
         if not 0 <= self.layer_drop < 1:
             raise TTSHostError(f"layer_drop is in [0, 1) (0: off), got {self.layer_drop}")
         if self.mixup_alpha < 0 or self.grad_clip < 0:

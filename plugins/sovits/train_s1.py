@@ -13,17 +13,22 @@ import torch
 
 from tts_host.plugins.sovits.components import TextToSemanticModel
 from tts_host.plugins.sovits.data import Item
+from tts_host.plugins.sovits.regularisers import set_dropout
 from tts_host.plugins.sovits.settings import SovitsSettings
 from tts_host.training.devices import Precision
+from tts_host.training.distributed import Distributed
 
 
 class S1Stage:
     """One s1 model (the acoustic model component) and its optimiser, on one device."""
 
-    def __init__(self, acoustic: TextToSemanticModel, settings: SovitsSettings, device: torch.device) -> None:
+    def __init__(self, acoustic: TextToSemanticModel, settings: SovitsSettings, device: torch.device,
+                 context: Distributed) -> None:
         self.model = acoustic.model
         self.model.layer_drop = settings.layer_drop
-        self.settings, self.device = settings, device
+        if settings.dropout is not None:
+            set_dropout([self.model], settings.dropout)
+        self.settings, self.device, self.context = settings, device, context
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.s1_learning_rate, betas=(0.9, 0.95),
                                            weight_decay=0.01)
 
@@ -45,18 +50,28 @@ class S1Stage:
         return tuple(x.to(self.device) for x in (phonemes, lengths, bert, codes, code_lengths))
 
     def train_step(self, items: Sequence[Item], precision: Precision,
-                   sync: Callable[[list[torch.nn.Parameter]], None]) -> dict[str, float]:
-        """One optimiser step on ``items``; returns the mean token loss."""
+                   sync: Callable[[list[torch.nn.Parameter]], None], share: float = 1.0) -> dict[str, float]:
+        """One optimiser step on ``items``; returns this process's part of the batch's mean token loss (times
+        the world size: the loop averages the parts over processes).
+
+        Each process divides its summed loss by the tokens of the whole batch (all processes), so the
+        averaged gradients are the whole batch's; ``share`` 0 marks a process with no part of the batch.
+        """
+        from tts_host.training.distributed import sum_across
+
         with precision.autocast():
             total, tokens = self.model.loss(*self._tensors(items))
-        loss = total / tokens.clamp(min=1)
+        if share == 0:
+            total, tokens = total * 0.0, tokens * 0
+        [everyone] = sum_across([float(tokens)], self.context)
+        loss = total / max(everyone, 1.0)
         self.optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)
+        precision.backward(loss * self.context.world)
         sync(list(self.model.parameters()))
         if self.settings.grad_clip > 0:
             precision.clip(self.optimizer, self.settings.grad_clip)
         precision.step(self.optimizer)
-        return {"loss": float(loss.detach())}
+        return {"loss": float(loss.detach()) * self.context.world}
 
     @torch.no_grad()
     def heldout(self, items: Sequence[Item]) -> float:

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from tts_host.plugins.sovits.components import ReferenceSpeakerEncoder, SemanticCodec, SovitsVocoder
 from tts_host.plugins.sovits.data import Item
-from tts_host.plugins.sovits.regularisers import mix_voices, spec_augment
+from tts_host.plugins.sovits.regularisers import mix_voices, set_dropout, spec_augment
 from tts_host.plugins.sovits.settings import SovitsSettings
 from tts_host.plugins.sovits.spectrogram import linear_spectrogram, mel_from_linear
 from tts_host.training.devices import Precision
@@ -43,6 +43,8 @@ class S2Stage:
     def __init__(self, vocoder: SovitsVocoder, reference: ReferenceSpeakerEncoder, codec: SemanticCodec,
                  discriminator: torch.nn.Module | None, settings: SovitsSettings, device: torch.device) -> None:
         self.synthesizer, self.reference, self.codec = vocoder.model, reference.model, codec
+        if settings.dropout is not None:
+            set_dropout([self.synthesizer, self.reference], settings.dropout)
         self.discriminator = discriminator.to(device) if discriminator is not None else None
         self.config, self.settings, self.device = vocoder.config, settings, device
         self.hop, self.n_fft = self.config.hop, self.config.n_fft
@@ -84,9 +86,12 @@ class S2Stage:
         spec = linear_spectrogram(audio, self.n_fft, self.hop, self.win)
         return mel_from_linear(spec, self.config.sample_rate, self.n_fft, int(self.config.data["n_mel_channels"]))
 
-    def train_step(self, batch: S2Batch, precision: Precision, sync: Callable[[list[torch.nn.Parameter]], None]
-                   ) -> dict[str, float]:
-        """One discriminator step (unless ``s2_gan`` is off), then one generator step; ``sync`` averages gradients."""
+    def train_step(self, batch: S2Batch, precision: Precision, sync: Callable[[list[torch.nn.Parameter]], None],
+                   share: float = 1.0) -> dict[str, float]:
+        """One discriminator step (unless ``s2_gan`` is off), then one generator step; ``sync`` averages gradients.
+
+        ``share`` weights this process's losses: its part of the global batch relative to an even split.
+        """
         from TTS.tts.layers.losses import VitsDiscriminatorLoss, VitsGeneratorLoss, feature_loss, generator_loss
 
         settings = self.settings
@@ -106,7 +111,7 @@ class S2Stage:
                 scores_real, _, scores_fake, _ = self.discriminator(real, fake.detach())
                 loss_d, _, _ = VitsDiscriminatorLoss.discriminator_loss(scores_real, scores_fake)
             self.discriminator_optimizer.zero_grad(set_to_none=True)
-            precision.backward(loss_d)
+            precision.backward(loss_d * share)
             self._finish(self.discriminator_optimizer, precision, sync)
             with precision.autocast():
                 _, feats_real, scores_fake, feats_fake = self.discriminator(real, fake)
@@ -115,10 +120,10 @@ class S2Stage:
         kl = VitsGeneratorLoss.kl_loss(out["z_p"], out["logs_q"], out["m_p"], out["logs_p"], out["mask"])
         total = adversarial + mel * settings.c_mel + kl * settings.c_kl
         self.generator_optimizer.zero_grad(set_to_none=True)
-        precision.backward(total)
+        precision.backward(total * share)
         self._finish(self.generator_optimizer, precision, sync)
-        return {"loss": float(total.detach()), "mel": float(mel.detach()), "kl": float(kl.detach()),
-                "discriminator": float(loss_d.detach())}
+        return {name: float(value.detach()) * share for name, value in
+                (("loss", total), ("mel", mel), ("kl", kl), ("discriminator", loss_d))}
 
     def _finish(self, optimizer: torch.optim.Optimizer, precision: Precision,
                 sync: Callable[[list[torch.nn.Parameter]], None]) -> None:
