@@ -33,12 +33,18 @@ def chain(tmp_path_factory, speaker_clips):
         data = {name: prepared_speaker(tmp_path_factory, speaker_clips, name)
                 for name in "ABC"}
         _ok("base", "add", "sovits", str(tiny_base_path(tmp_path_factory)), "--name", "tiny")
-        outputs = {"A": _ok("finetune", "--backend", "sovits", "--speaker", "A", "--data", str(data["A"]),
-                            "--base", "tiny", "--config", str(config), "--quiet")}
-        outputs["B"] = _ok("finetune", "--backend", "sovits", "--speaker", "B", "--data", str(data["B"]),
-                           "--from", "A", "--replay", "0.25", "--config", str(config), "--quiet")
-        outputs["C"] = _ok("finetune", "--backend", "sovits", "--speaker", "C", "--data", str(data["C"]),
-                           "--from", "B", "--config", str(config), "--quiet")
+        calls, outputs = [], {}
+        starts = {"A": ("--base", "tiny"), "B": ("--from", "A", "--replay", "0.25"), "C": ("--from", "B")}
+        with pytest.MonkeyPatch.context() as patch:  # count the semantic codec's encodes (HuBERT passes)
+            from tts_host.plugins.sovits.components import SemanticCodec
+
+            encode = SemanticCodec.encode
+            patch.setattr(SemanticCodec, "encode", lambda self, wave: calls.append(1) or encode(self, wave))
+            for name, start in starts.items():
+                before = len(calls)
+                outputs[name] = _ok("finetune", "--backend", "sovits", "--speaker", name, "--data", str(data[name]),
+                                    *start, "--config", str(config), "--quiet")
+                outputs[f"encodes-{name}"] = len(calls) - before
         shown = {name: json.loads(_ok("voices", "show", name, "--json")) for name in "ABC"}
     finally:
         if previous is None:
@@ -66,6 +72,15 @@ def test_sequential_voices_record_both_stages_losses_for_every_earlier_speaker(c
     # s1's held-out loss falls where there is something general to learn: from the random base. Later tiny
     # fine-tunes on six clips fit those clips' token sequences; their held-out change is recorded above.
     assert chain["shown"]["A"]["training"]["heldout"]["A"]["rise"] < -0.1
+
+
+def test_semantic_codes_are_computed_once_per_clip_across_epochs_and_runs(chain):
+    """Two s2 and five s1 epochs, A's clips replayed and held out in later runs: one HuBERT pass per clip,
+    and one for the voice's reference."""
+    from tts_host.data import load_prepared
+
+    for name in "ABC":
+        assert chain["outputs"][f"encodes-{name}"] == len(load_prepared(chain["data"][name]).clips) + 1, name
 
 
 def test_every_voice_speaks_32_khz_audio(chain, tmp_path, monkeypatch):
@@ -161,3 +176,19 @@ def test_killed_after_an_epoch_resumes_to_the_same_weights(chain, tmp_path, monk
         with Library(home, host=get_host()) as lib:
             results[mode] = {f.role: f.sha256 for f in lib.model_of(lib.voice("D")).files}
     assert results["resumed"] == results["straight"]
+
+
+def test_the_gan_stage_trains_with_a_fresh_discriminator_when_the_base_has_none(chain, tmp_path, monkeypatch,
+                                                                               speaker_clips):
+    from sovits_fixtures import fast_config
+
+    home = tmp_path / "home"
+    shutil.copytree(chain["home"], home)
+    monkeypatch.setenv("TTS_HOST_HOME", str(home))
+    config = fast_config(tmp_path, s2_gan=True, s2_epochs=1, s1_epochs=1, segment_frames=8)
+    out = _ok("finetune", "--backend", "sovits", "--speaker", "G", "--data", str(speaker_clips("D", 8)[0][0].parent),
+              "--base", "tiny", "--config", str(config), "--quiet")
+    shown = json.loads(_ok("voices", "show", "G", "--json"))
+    s2 = shown["training"]["stages"]["s2"]
+    assert "s2: training loss" in out and s2["steps"] > 0
+    assert all(np.isfinite(s2["losses"])) and min(s2["losses"]) > 45 * 0.01  # mel x 45 plus GAN terms

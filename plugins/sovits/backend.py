@@ -98,12 +98,18 @@ class SovitsBackend(Backend):
     def conditioning(self, components: Components, request: CloneRequest) -> dict[str, np.ndarray]:
         """Zero-shot clone: a 3-10 s reference, its transcript and its semantic codes."""
         from tts_host.conditioning import reference_transcript
-        from tts_host.plugins.sovits.components import SemanticCodec
+        from tts_host.plugins.sovits.components import PhonemeTextEncoder, SemanticCodec
         from tts_host.plugins.sovits.reference import from_files
+        from tts_host.plugins.sovits.text.frontend import language_code
 
         text = reference_transcript(request.references, request.ref_text, self.name)
+        language = language_code(request.language or "en")  # a voice in another language could never speak
+        try:  # every sentence is spoken after the transcript's phonemes: refuse one that has none now
+            components.get("text_encoder", PhonemeTextEncoder).phonemes(text, language)
+        except TTSHostError as exc:
+            raise TTSHostError(f"the reference transcript cannot be used: {exc}") from None
         codec = components.get("codec", SemanticCodec)
-        return from_files(codec, [Path(p) for p in request.references], text, request.language or "en")
+        return from_files(codec, [Path(p) for p in request.references], text, language)
 
     def export_formats(self) -> list[str]:
         """``gpt-sovits``: s1 ``.ckpt`` + s2 ``.pth`` in GPT-SoVITS v2's own formats, with the reference."""
