@@ -76,8 +76,26 @@ class Validation(LibraryParts):
         problems = self.verify(record)
         if problems:
             raise TTSHostError(f"{subject} cannot speak: {problems[0].line()}; `tts-host voices repair` restores it")
-        self._check_roles(self.backend(model.backend), model, base, subject)
+        backend = self.backend(model.backend)
+        self._check_roles(backend, model, base, subject, self._difference(backend))
         return model
+
+    def protected_changes(self, scope: Record | str | None = None) -> list[str]:
+        """One line per protected file of a voice's model (or of every voice's) that is not its base's."""
+        records = [self.resolve(scope)] if scope is not None else list(self.voices())
+        lines: list[str] = []
+        for record in records:
+            model = self.model_of(record) if isinstance(record, Voice) else record
+            if isinstance(model, Base):
+                continue
+            base = self.base_by_id(model.base_id)
+            backend = self.backend(model.backend)
+            try:
+                self._check_roles(backend, model, base, record.label, self._difference(backend))
+            except ValidationError as exc:
+                if str(exc) not in lines:
+                    lines.append(str(exc))
+        return lines
 
     def _difference(self, backend: Backend) -> Callable[[str, FileEntry, FileEntry], str | None]:
         """What the backend says differs between a base's protected file and a changed one (by their blobs)."""

@@ -136,7 +136,10 @@ def test_a_changed_codebook_value_is_refused_naming_the_tensor_and_repair_restor
     line = error_line(err)
     assert code == 1 and "s2/semantic.safetensors" in line and "quantizer.vq.layers.0._codebook.embed" in line
     assert "1 of" in line and "voices repair" in line and "training loss" not in out
+    code, _, err = run_cli_here("voices", "verify", "T")
+    assert code == 1 and "CHANGED" in err and "quantizer.vq.layers.0._codebook.embed" in err
     assert "s2/semantic.safetensors restored from the base" in _ok("voices", "repair", "T")
+    assert "all files intact" in _ok("voices", "verify", "T")
     with Library(home, host=get_host()) as lib:
         restored = {f.role: f.sha256 for f in lib.checkpoint(tampered.id).files}
         assert restored["s2_semantic"] == {f.role: f.sha256 for f in lib.base("tiny").files}["s2_semantic"]

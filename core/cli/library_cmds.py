@@ -9,7 +9,7 @@ import json
 import struct
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import click
 
@@ -76,13 +76,16 @@ def _print_table(title: str, columns: list[str], rows: list[tuple[str, ...]], em
     click.echo("\n".join(out))
 
 
-def report_problems(problems: list[Problem], checked: str) -> None:
-    """Print each damaged file and fail with one line, or say all is intact."""
-    if problems:
-        for problem in problems:
-            click.echo(f"DAMAGED {problem.line()}", err=True)
-        raise TTSHostError(f"{len(problems)} damaged file(s) in {checked}: see above; `tts-host voices repair NAME` "
-                           "or re-adding the original folder restores them")
+def report_problems(problems: list[Problem], checked: str, changed: Sequence[str] = ()) -> None:
+    """Print each damaged file and each protected file that is not the base's, and fail with one line; or say all
+    is intact."""
+    for problem in problems:
+        click.echo(f"DAMAGED {problem.line()}", err=True)
+    for line in changed:
+        click.echo(f"CHANGED {line}", err=True)
+    if problems or changed:
+        raise TTSHostError(f"{len(problems) + len(changed)} damaged or changed file(s) in {checked}: see above; "
+                           "`tts-host voices repair NAME` or re-adding the original folder restores them")
     click.echo(f"{checked}: all files intact")
 
 
@@ -320,7 +323,8 @@ def voices_verify(name: str | None, deep: bool) -> None:
     with open_library() as lib:
         if name:
             lib.voice(name)
-        report_problems(lib.verify(name, deep=deep), f"voice '{name}'" if name else "the library")
+        report_problems(lib.verify(name, deep=deep), f"voice '{name}'" if name else "the library",
+                        lib.protected_changes(name))
 
 
 @voices_group.command("repair")

@@ -98,7 +98,7 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
 @click.option("--top-p", type=float, default=None, help="Nucleus sampling mass.")
 @click.option("--top-k", type=int, default=None, help="Sample among the k likeliest tokens.")
 @click.option("--repetition-penalty", type=float, default=None, help="Penalty on repeated tokens.")
-@click.option("--max-length", type=int, default=None, help="Longest token sequence (prompt included).")
+@click.option("--max-length", type=int, default=None, help="Longest token sequence (prompt included; sovits: new semantic tokens per sentence).")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Speaking rate, 0.25-4.0 (backends that take it: sovits).")
 @click.option("--component", "components", multiple=True, metavar="ROLE=NAME", help=COMPONENT_HELP)

@@ -3,7 +3,8 @@
 
 PATH holds (at most two folder levels down) one s1 ``.ckpt``, one s2 generator ``.pth`` (``s2G*``),
 optionally its discriminator (``s2D*.pth``), and a ``chinese-hubert-base`` folder (a transformers
-HuBERT folder). Weights are read without running code from the files (:mod:`.gsv_files`), checked
+HuBERT folder). GPT-SoVITS's own ``pretrained_models`` folder, which also holds v1 files, works too: the
+files in its ``gsv-v2final-pretrained`` folder are taken. Weights are read without running code from the files (:mod:`.gsv_files`), checked
 for exact v2 names and shapes and finite values, and written as safetensors with the same names.
 Anything but v2 is refused with one line naming its version.
 """
@@ -30,9 +31,15 @@ def _found(folder: Path, pattern: str) -> list[Path]:
 
 
 def _one(paths: list[Path], what: str, folder: Path) -> Path:
+    """The one file of ``paths``; where GPT-SoVITS's ``pretrained_models`` holds several versions' files, the
+    one in the v2 folder (``gsv-v2final-pretrained``)."""
+    if len(paths) > 1:
+        v2 = [p for p in paths if "v2" in p.relative_to(folder).parent.as_posix()]
+        paths = v2 if len(v2) == 1 else paths
     if len(paths) != 1:
-        listed = ", ".join(p.name for p in paths[:4]) or "none"
-        raise TTSHostError(f"{folder}: expected exactly one {what}, found {len(paths)} ({listed})")
+        listed = ", ".join(str(p.relative_to(folder)) for p in paths[:4]) or "none"
+        raise TTSHostError(f"{folder}: expected exactly one {what}, found {len(paths)} ({listed}): "
+                           "pass a folder holding one model set")
     return paths[0]
 
 

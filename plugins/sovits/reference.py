@@ -54,22 +54,24 @@ def from_files(codec: SemanticCodec, paths: Sequence[Path], text: str, language:
 
 def from_training_clips(codec: SemanticCodec, clips: Sequence[ClipRef]) -> tuple[dict[str, np.ndarray], list[Path]]:
     """A fine-tuned voice's reference: its training clips, longest first, joined up to 3-10 s."""
-    chosen: list[tuple[ClipRef, np.ndarray]] = []
+    import soundfile
+
+    chosen: list[ClipRef] = []
     seconds = 0.0
-    for clip in sorted(clips, key=lambda c: (-c.read(SAMPLE_RATE).size, c.id)):
-        audio = clip.read(SAMPLE_RATE)
-        if seconds + len(audio) / SAMPLE_RATE > MAX_SECONDS:
+    lengths = {clip.id: soundfile.info(clip.audio_path).duration for clip in clips}  # headers only
+    for clip in sorted(clips, key=lambda c: (-lengths[c.id], c.id)):
+        if seconds + lengths[clip.id] > MAX_SECONDS:
             continue
-        chosen.append((clip, audio))
-        seconds += len(audio) / SAMPLE_RATE
+        chosen.append(clip)
+        seconds += lengths[clip.id]
         if seconds >= MIN_SECONDS:
             break
     if seconds < MIN_SECONDS:
         raise TTSHostError(f"the training clips give {seconds:.2f} s of reference audio (clips of at most "
                            f"{MAX_SECONDS:.0f} s joined); a SoVITS voice needs {MIN_SECONDS:.0f}-{MAX_SECONDS:.0f} s")
-    audio = np.concatenate([a for _, a in chosen]).astype(np.float32)
-    text = " ".join(clip.text for clip, _ in chosen)
-    return conditioning(codec, audio, text, chosen[0][0].language), [Path(clip.audio_path) for clip, _ in chosen]
+    audio = np.concatenate([clip.read(SAMPLE_RATE) for clip in chosen]).astype(np.float32)
+    text = " ".join(clip.text for clip in chosen)
+    return conditioning(codec, audio, text, chosen[0].language), [Path(clip.audio_path) for clip in chosen]
 
 
 def reference_of(stored: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, str, str]:

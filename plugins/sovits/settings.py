@@ -1,7 +1,7 @@
 """SoVITS fine-tune settings: two stages (s2 then s1), each with its own epochs and learning rate,
 and the opt-in regularisers (all off by default; see docs/backends/sovits.md for the measured table).
 
-``--epochs`` and ``--learning-rate`` on the command line set both stages; a YAML file (``--config``)
+``--epochs`` and ``--lr`` on the command line set both stages; a YAML file (``--config``)
 sets each stage's own keys.
 """
 
