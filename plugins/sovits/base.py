@@ -69,6 +69,10 @@ def init_base(preset: str, out_dir: Path, *, seed: int = 0) -> Path:
         save_file(_contiguous(semantic_to_upstream(semantic.state_dict())), str(staging / FILES["s2_semantic"]))
         save_file(_contiguous(generator_to_upstream(generator)), str(staging / FILES["s2_generator"]))
         save_file(_contiguous(TextToSemantic(s1).state_dict()), str(staging / FILES["s1_weights"]))
+        if "bert" in settings:
+            from tts_host.plugins.sovits.bert import BERT_DIR, build_random
+
+            build_random(staging / BERT_DIR, dict(settings["bert"]), seed)
         validate_base(staging)
     return out_dir
 
@@ -114,6 +118,11 @@ def validate_base(folder: Path, *, values: bool = True) -> None:
         path = folder / FILES[role]
         if path.is_file():
             check_weights(path, FILES[role], shapes, values=values)
+    if (folder / FILES["bert_config"]).is_file():
+        bert = read_json(folder, "bert_config")
+        if int(bert.get("hidden_size", 0)) != int(s1.model.get("bert_dim", 1024)):
+            raise ValidationError(FILES["bert_config"], f"hidden_size {s1.model.get('bert_dim', 1024)} (s1's bert_dim)",
+                                  f"hidden_size {bert.get('hidden_size')}")
     discriminator = folder / FILES["s2_discriminator"]
     if discriminator.is_file():
         check_weights(discriminator, FILES["s2_discriminator"], discriminator_shapes(), values=values)

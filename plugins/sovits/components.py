@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,10 @@ import torch
 from tts_host.errors import TTSHostError
 from tts_host.plugins.sovits import HUBERT_RATE, SAMPLE_RATE
 from tts_host.plugins.sovits.files import FILES
+
+if TYPE_CHECKING:
+    from tts_host.plugins.sovits.bert import ChineseBert
+    from tts_host.plugins.sovits.text.frontend import Phonemes
 
 
 class PhonemeTextEncoder:
@@ -29,12 +34,13 @@ class PhonemeTextEncoder:
         self.folder = Path(model_folder)
         self.device = device
         self.vocab_size = len(SYMBOLS)
+        self._bert: ChineseBert | None = None
 
     def encode(self, text: str, language: str | None = None) -> list[int]:
         """Phoneme ids of ``text`` in ``language`` (``en`` or ``zh``; ``en`` when not given)."""
         return self.phonemes(text, language).ids
 
-    def phonemes(self, text: str, language: str | None = None):  # -> Phonemes
+    def phonemes(self, text: str, language: str | None = None) -> Phonemes:
         """The :class:`~tts_host.plugins.sovits.text.frontend.Phonemes` of ``text``."""
         from tts_host.plugins.sovits.text.frontend import phonemes
 
@@ -46,9 +52,25 @@ class PhonemeTextEncoder:
 
         return sentences(text, language or "en")
 
-    def bert_features(self, phonemes, bert_dim: int) -> torch.Tensor:  # phonemes: Phonemes
-        """``[bert_dim, n_phonemes]`` features: the Chinese BERT's for Chinese text with a ``bert/`` folder, else zeros."""
-        return torch.zeros(bert_dim, len(phonemes.ids))
+    @property
+    def has_bert(self) -> bool:
+        """Whether the model folder has a Chinese BERT."""
+        from tts_host.plugins.sovits.bert import BERT_DIR
+
+        return (self.folder / BERT_DIR / "config.json").is_file()
+
+    def bert_features(self, phonemes: Phonemes, bert_dim: int) -> torch.Tensor:
+        """``[bert_dim, n_phonemes]``: the Chinese BERT's features for Chinese text (``word2ph`` set) with a
+        ``bert/`` folder, else zeros (upstream's features for every other language)."""
+        if phonemes.word2ph is None or not self.has_bert:
+            return torch.zeros(bert_dim, len(phonemes.ids))
+        if self._bert is None:
+            from tts_host.plugins.sovits.bert import BERT_DIR, ChineseBert
+
+            self._bert = ChineseBert(self.folder / BERT_DIR, self.device)
+        if self._bert.dim != bert_dim:
+            raise TTSHostError(f"the Chinese BERT is {self._bert.dim} wide; s1 reads {bert_dim}-wide features")
+        return self._bert.features(phonemes.text, phonemes.word2ph)
 
 
 class SemanticCodec:

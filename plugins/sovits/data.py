@@ -32,6 +32,7 @@ class Item:
     audio: np.ndarray  # float32, frames * hop samples at 32 kHz
     codes: np.ndarray  # int64, frames // 2
     phonemes: list[int]
+    bert: np.ndarray | None = None  # float32 [bert_dim, len(phonemes)]: Chinese text with a Chinese BERT
 
     @property
     def frames(self) -> int:
@@ -61,8 +62,13 @@ def clip_codes(clips: Sequence[ClipRef], semantic_key: str, codec: Callable[[], 
 
 
 def build_items(clips: Sequence[ClipRef], codes: Sequence[np.ndarray], text: PhonemeTextEncoder, hop: int,
-                ) -> tuple[list[Item], list[Skipped]]:
-    """Items of ``clips`` (audio cut to whole frames shared by codes and spectrogram); unusable ones skipped."""
+                bert_dim: int, cache: FeatureCache, bert_key: str | None) -> tuple[list[Item], list[Skipped]]:
+    """Items of ``clips`` (audio cut to whole frames shared by codes and spectrogram); unusable ones skipped.
+
+    Chinese clips get BERT features when ``bert_key`` (the BERT weights' hash) is given, through the cache.
+    """
+    from tts_host.data import producer_id
+
     items: list[Item] = []
     skipped: list[Skipped] = []
     for clip, clip_codes_ in zip(clips, codes):
@@ -72,9 +78,14 @@ def build_items(clips: Sequence[ClipRef], codes: Sequence[np.ndarray], text: Pho
             skipped.append(Skipped(clip.id, f"{len(audio) / SAMPLE_RATE:.2f} s is too short for a semantic code"))
             continue
         try:
-            phonemes = text.phonemes(clip.text, clip.language).ids
+            phonemes = text.phonemes(clip.text, clip.language)
         except TTSHostError as exc:  # a transcript the front end cannot read is reported, not fatal
             skipped.append(Skipped(clip.id, f"transcript: {exc}"))
             continue
-        items.append(Item(clip.id, clip.speaker, audio[: frames * hop], clip_codes_[: frames // 2], phonemes))
+        bert = None
+        if phonemes.word2ph is not None and bert_key is not None:
+            bert = cache.get_or_compute(clip.sha256, producer_id("sovits-bert", bert_key), {"text": phonemes.text},
+                                        lambda p=phonemes: {"bert": text.bert_features(p, bert_dim).numpy()})["bert"]
+        items.append(Item(clip.id, clip.speaker, audio[: frames * hop], clip_codes_[: frames // 2], phonemes.ids,
+                          bert))
     return items, skipped

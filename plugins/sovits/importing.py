@@ -2,8 +2,8 @@
 (or a tts-host SoVITS base folder, copied).
 
 PATH holds (at most two folder levels down) one s1 ``.ckpt``, one s2 generator ``.pth`` (``s2G*``),
-optionally its discriminator (``s2D*.pth``), and a ``chinese-hubert-base`` folder (a transformers
-HuBERT folder). GPT-SoVITS's own ``pretrained_models`` folder, which also holds v1 files, works too: the
+optionally its discriminator (``s2D*.pth``), a ``chinese-hubert-base`` folder (a transformers HuBERT
+folder) and optionally a ``chinese-roberta-wwm-ext-large`` folder (the Chinese BERT). GPT-SoVITS's own ``pretrained_models`` folder, which also holds v1 files, works too: the
 files in its ``gsv-v2final-pretrained`` folder are taken. Weights are read without running code from the files (:mod:`.gsv_files`), checked
 for exact v2 names and shapes and finite values, and written as safetensors with the same names.
 Anything but v2 is refused with one line naming its version.
@@ -43,15 +43,16 @@ def _one(paths: list[Path], what: str, folder: Path) -> Path:
     return paths[0]
 
 
-def _hubert_folder(folder: Path) -> Path:
+def _model_folder(folder: Path, model_type: str) -> Path | None:
+    """The transformers folder under ``folder`` whose config.json says ``model_type``."""
     for config in _found(folder, "config.json"):
         try:
             kind = json.loads(config.read_text(encoding="utf-8")).get("model_type")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
-        if kind == "hubert":
+        if kind == model_type:
             return config.parent
-    raise TTSHostError(f"{folder}: no HuBERT folder (chinese-hubert-base: a config.json with model_type 'hubert')")
+    return None
 
 
 def import_model_set(folder: Path, out_dir: Path) -> Path:
@@ -72,7 +73,10 @@ def import_model_set(folder: Path, out_dir: Path) -> Path:
     discriminators = [p for p in pths if p.name.startswith(("s2D", "D_"))]
     s2_path = _one([p for p in pths if p not in discriminators], "s2 generator .pth (s2G*.pth)", folder)
     s1_path = _one(_found(folder, "*.ckpt"), "s1 .ckpt", folder)
-    hubert_dir = _hubert_folder(folder)
+    hubert_dir = _model_folder(folder, "hubert")
+    if hubert_dir is None:
+        raise TTSHostError(f"{folder}: no HuBERT folder (chinese-hubert-base: a config.json with model_type 'hubert')")
+    bert_dir = _model_folder(folder, "bert")
     s2 = read_s2(s2_path)
     check_v2(s2, s2_path)
     s1 = read_s1(s1_path)
@@ -91,6 +95,10 @@ def import_model_set(folder: Path, out_dir: Path) -> Path:
         semantic = {k: v for k, v in s2.weights.items() if k.startswith(SEMANTIC_PREFIXES)}
         s2_json = {"model": {**V2_S2_MODEL, **dict(s2.config.get("model", {}))},
                    "data": {**V2_S2_DATA, **dict(s2.config.get("data", {}))}, "train": dict(s2.config.get("train", {}))}
+        if bert_dir is not None:
+            from tts_host.plugins.sovits.bert import BERT_DIR, import_folder
+
+            import_folder(bert_dir, staging / BERT_DIR)
         s1_json = {"model": {**V2_S1_MODEL, **dict(s1.config.get("model", {}))},
                    "data": dict(s1.config.get("data", {})), "inference": dict(SAMPLING_DEFAULTS)}
         write_json(staging / FILES["s2_config"], s2_json)

@@ -2,7 +2,8 @@
 
 Upstream sums the loss and steps ScaledAdam at a constant 0.002 every 4 batches; here the loss is the
 mean per predicted token (so held-out losses compare across batch sizes) and the optimiser AdamW at
-``s1_learning_rate``. Phonemes get zero BERT features except Chinese with a ``bert/`` folder.
+``s1_learning_rate``. Phonemes get zero BERT features except Chinese with a ``bert/`` folder (the items'
+cached features).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class S1Stage:
             phonemes[i, : len(item.phonemes)] = torch.tensor(item.phonemes)
             codes[i, : len(item.codes)] = torch.from_numpy(item.codes)
         bert = torch.zeros(len(items), self.model.bert_dim, n)
+        for i, item in enumerate(items):
+            if item.bert is not None:
+                bert[i, :, : item.bert.shape[1]] = torch.from_numpy(item.bert)
         lengths = torch.tensor([len(item.phonemes) for item in items])
         code_lengths = torch.tensor([len(item.codes) for item in items])
         return tuple(x.to(self.device) for x in (phonemes, lengths, bert, codes, code_lengths))
