@@ -7,13 +7,13 @@ encoder and HiFi-GAN decoder are coqui-tts's VITS parts, the discriminator coqui
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 from torch import nn
 
 from tts_host.plugins.sovits.config import S2Config
-from tts_host.plugins.sovits.s2_parts import PriorEncoder, ReferenceEncoder, length_mask
+from tts_host.plugins.sovits.s2_parts import PriorEncoder, ReferenceEncoder
 
 
 class Synthesizer(nn.Module):
@@ -84,23 +84,17 @@ def build_discriminator() -> nn.Module:
     return VitsDiscriminator(periods=(2, 3, 5, 7, 11), use_spectral_norm=False)
 
 
-def voice_vector(reference: ReferenceEncoder, spec: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """The ``[b, gin, 1]`` voice vector of spectrograms ``[b, bins, t]`` (masked by ``lengths`` when given)."""
-    mask = None if lengths is None else length_mask(lengths, spec.size(2)).to(spec.dtype)
-    return reference(spec, mask)
-
 
 def load_module(module: nn.Module, weights: Mapping[str, torch.Tensor], what: str) -> None:
     """Load ``weights`` strictly into ``module``; a mismatch is a one-line error naming ``what``."""
     from tts_host.errors import TTSHostError
 
-    missing, unexpected = module.load_state_dict(dict(weights), strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(dict(weights), strict=False)
+    except RuntimeError as exc:  # a shape that does not fit
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+        raise TTSHostError(f"{what}: the weights do not fit the model ({first})") from None
     if missing or unexpected:
         detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
         raise TTSHostError(f"{what}: the weights do not fit the model ({detail}; "
                            f"{len(missing)} missing, {len(unexpected)} unexpected)")
-
-
-def module_summary(module: nn.Module) -> dict[str, Any]:
-    """Parameter count of a module (for architecture records and logs)."""
-    return {"parameters": sum(p.numel() for p in module.parameters())}

@@ -7,8 +7,6 @@ eval mode (nearest-code lookup, no EMA update) in training as in synthesis.
 
 from __future__ import annotations
 
-from typing import Mapping
-
 import torch
 from torch import nn
 
@@ -49,10 +47,3 @@ def hubert_features(model: nn.Module, extractor: object, audio_16k: torch.Tensor
     with torch.no_grad():
         hidden = model(values.to(device)).last_hidden_state
     return hidden.transpose(1, 2)
-
-
-def quantizer_state(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The runtime state dict of :class:`SemanticQuantizer` from the upstream-named ``ssl_proj.*``/``quantizer.*``."""
-    from tts_host.plugins.sovits.keys import semantic_from_upstream
-
-    return semantic_from_upstream(weights)

@@ -9,7 +9,6 @@ commitment loss is 0); the text branch learns at ``text_lr_ratio`` of the rate. 
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -151,11 +150,3 @@ class S2Stage:
         for module, mode in zip(self.trainable(), was):
             module.train(mode)
         return sum(losses) / len(losses)
-
-
-def shuffled_batches(items: Sequence[Item], batch_size: int, rng: random.Random) -> list[list[Item]]:
-    """``items`` shuffled by ``rng`` and cut into batches of similar lengths."""
-    from tts_host.training.batching import length_bucketed_batches
-
-    order = length_bucketed_batches([item.frames for item in items], batch_size, rng)
-    return [[items[i] for i in batch] for batch in order]
