@@ -32,10 +32,10 @@ from gsv_fixtures import (
 S1_NAME = "s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt"  # upstream's published file names
 S2G_NAME, S2D_NAME = "s2G2333k.pth", "s2D2333k.pth"
 PRETRAINED = "gsv-v2final-pretrained"  # GPT_SoVITS/pretrained_models/<this>/ holds the three files
-VARIANTS = {"plain": {}, "hparams": {"hparams_class": True}}
-"""The two ways upstream writes an untagged v2 s2 file: a plain-dict config, or its pickled ``utils.HParams``.
-(Upstream tags only LoRA and v2Pro files; a tagged v2 is read in test_sovits_gsv_files, a tagged v2Pro is
-refused below.)"""
+VARIANTS = {"plain": {}, "hparams": {"hparams_class": True, "header": b"01"}}
+"""Both header variants of an s2 file: plain (``PK``, a plain-dict config) and tagged (the two-byte version tag
+``01`` = v2 of upstream's ``head2version`` over the zip header, with the config pickled as GPT-SoVITS's
+``utils.HParams``); a tagged v2Pro is refused below."""
 
 
 def _ok(*args: str) -> str:
