@@ -10,7 +10,7 @@ _BUILT: dict[str, Path] = {}
 
 FAST_CONFIG = """\
 finetune:
-  s2_epochs: 2
+  s2_epochs: 4
   s1_epochs: 5
   s2_learning_rate: 0.0005
   s1_learning_rate: 0.002

@@ -61,17 +61,22 @@ def test_sequential_voices_record_both_stages_losses_for_every_earlier_speaker(c
     assert_forgetting_recorded(chain["shown"]["B"], new="B", earlier="A")
     training = chain["shown"]["C"]["training"]
     assert set(training["heldout"]) == {"A", "B", "C"} and set(training["forgetting"]) == {"A", "B"}
+    def falls(losses: list[float]) -> bool:  # each step is one batch and s2's segments are random: halves
+        half = len(losses) // 2
+        return sum(losses[half:]) / (len(losses) - half) < sum(losses[:half]) / half
+
     for name in "ABC":
         new = chain["shown"][name]["training"]
         stages = new["stages"]
-        assert stages["s2"]["train_loss_last"] < stages["s2"]["train_loss_first"], name
-        assert stages["s1"]["train_loss_last"] < stages["s1"]["train_loss_first"], name
+        assert falls(stages["s1"]["losses"]), (name, stages["s1"]["losses"])
         s2_heldout = stages["s2"]["heldout"]
         assert set(s2_heldout) == set(new["heldout"])  # s2's held-out loss of every speaker, before and after
         assert s2_heldout[name]["after"] < s2_heldout[name]["before"], name
-    # s1's held-out loss falls where there is something general to learn: from the random base. Later tiny
-    # fine-tunes on six clips fit those clips' token sequences; their held-out change is recorded above.
-    assert chain["shown"]["A"]["training"]["heldout"]["A"]["rise"] < -0.1
+    # From the random base, both stages' training losses and held-out losses fall. Later tiny fine-tunes
+    # continue a trained s2 (its training loss has levelled off) and fit six clips' token sequences with s1:
+    # their held-out changes are recorded above, the new speaker's s2 held-out loss falls.
+    first = chain["shown"]["A"]["training"]
+    assert falls(first["stages"]["s2"]["losses"]) and first["heldout"]["A"]["rise"] < -0.1
 
 
 def test_semantic_codes_are_computed_once_per_clip_across_epochs_and_runs(chain):

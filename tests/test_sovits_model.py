@@ -59,9 +59,12 @@ def test_s1_generation_is_bounded_and_holds_eos_back_for_the_first_tokens(tmp_pa
     from tts_host.plugins.sovits.components import TextToSemanticModel
 
     s1 = TextToSemanticModel(tiny_base_path(tmp_path_factory)).model
+    head = torch.nn.Linear(s1.ar_predict_layer.in_features, s1.ar_predict_layer.out_features)
     with torch.no_grad():
-        s1.ar_predict_layer.weight.zero_()
-        s1.ar_predict_layer.weight[s1.eos] = 1.0  # every step's likeliest token is EOS
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[s1.eos] = 10.0  # every step's likeliest token is EOS
+    s1.ar_predict_layer = head
     phonemes = torch.tensor([[10, 20, 30]])
     bert = torch.zeros(1, s1.bert_dim, 3)
     made = s1.generate(phonemes, bert, torch.tensor([[1, 2]]), top_k=1, min_tokens=5, max_tokens=50)
