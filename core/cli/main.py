@@ -9,7 +9,15 @@ import traceback
 import click
 
 from tts_host import __version__
-from tts_host.cli import dataset_cmds, doctor_cmds, library_admin_cmds, library_cmds, model_cmds, plugin_cmds
+from tts_host.cli import (
+    dataset_cmds,
+    doctor_cmds,
+    library_admin_cmds,
+    library_cmds,
+    model_cmds,
+    plugin_cmds,
+    serve_cmds,
+)
 from tts_host.errors import TTSHostError
 from tts_host.host import get_host
 
@@ -22,13 +30,13 @@ DEBUG_ENV = "TTS_HOST_DEBUG"
 def cli(debug: bool) -> None:
     """tts-host: multi-speaker voice fine-tuning with a verified voice library.
 
-    Build a library of voices, fine-tune XTTS or Llasa on one speaker after another
+    Build a library of voices, fine-tune XTTS, SoVITS or Llasa on one speaker after another
     without corrupting the model, and speak with any voice. Backends and components come
     from plugins: `tts-host plugins` lists them.
     """
 
 
-for module in (plugin_cmds, library_cmds, library_admin_cmds, dataset_cmds, model_cmds, doctor_cmds):
+for module in (plugin_cmds, library_cmds, library_admin_cmds, dataset_cmds, model_cmds, serve_cmds, doctor_cmds):
     for command in module.COMMANDS:
         cli.add_command(command)
 
