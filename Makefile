@@ -7,15 +7,17 @@ LOCK := requirements.lock
 LATEST := .venv-latest
 TOOLS := .venv-tools
 UV_VERSION := 0.13.9
-APT_PACKAGES := espeak-ng ffmpeg libsndfile1
+APT_PACKAGES := espeak-ng ffmpeg libsndfile1 chromium chromium-driver
 # The platform the lock resolves for: CPython 3.11 on x86-64 Linux (CI's and the usual server's).
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 
 .PHONY: system-deps install demo test test-fast test-latest lock bench clean
 
-# Debian/Ubuntu packages: espeak-ng (test and demo speech), ffmpeg (mp3 and other compressed audio), libsndfile1.
+# Debian/Ubuntu packages: espeak-ng (test and demo speech), ffmpeg (mp3 and other compressed audio), libsndfile1,
+# chromium + chromium-driver (the server's web page is tested in a real headless browser).
 system-deps:
 	@missing=""; command -v espeak-ng >/dev/null || missing="yes"; command -v ffmpeg >/dev/null || missing="yes"; \
+	command -v chromedriver >/dev/null || missing="yes"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(APT_PACKAGES); \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $(APT_PACKAGES); fi; \

@@ -226,3 +226,36 @@ def test_serve_refuses_an_open_address_without_a_key(monkeypatch):
     monkeypatch.delenv("TTS_HOST_API_KEY", raising=False)
     code, _, err = run_cli_here("serve", "--host", "0.0.0.0")
     assert code == 1 and "--api-key" in error_line(err) and "--insecure" in error_line(err)
+
+
+def test_the_web_page_speaks_a_voice_in_a_real_browser(server):
+    """Headless Chromium (the system's) loads the page, enters the key, picks the voice and gets audio."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        pytest.fail("Chromium is not installed: `apt-get install chromium chromium-driver` (CI installs it)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"):
+        options.add_argument(flag)
+    chrome = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+    try:
+        chrome.get(server.url + "/")
+        key = chrome.find_element(By.ID, "key")
+        key.send_keys(KEY)
+        chrome.execute_script("document.getElementById('key').dispatchEvent(new Event('change'))")
+        WebDriverWait(chrome, 30).until(lambda c: len(Select(c.find_element(By.ID, "voice")).options) == 1)
+        assert Select(chrome.find_element(By.ID, "voice")).first_selected_option.get_attribute("value") == "ada"
+        chrome.find_element(By.ID, "speak").click()
+        WebDriverWait(chrome, 60).until(lambda c: c.execute_script(
+            "const p = document.getElementById('player'); return p.readyState >= 1 && p.duration > 0;"))
+        duration = chrome.execute_script("return document.getElementById('player').duration")
+        assert "received" in chrome.find_element(By.ID, "status").text and duration > 0.1
+        assert chrome.find_element(By.ID, "download").get_attribute("href").startswith("blob:")
+    finally:
+        chrome.quit()
