@@ -29,7 +29,7 @@ $(BIN)/tts-host: pyproject.toml $(LOCK)
 	  echo "requirements.lock is resolved for CPython 3.11: run with PYTHON=python3.11 (see docs/install.md)"; exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m tts_host.lockfile $(LOCK)
 	touch $@

@@ -12,6 +12,7 @@ from tts_host import __version__
 from tts_host.cli import (
     dataset_cmds,
     doctor_cmds,
+    eval_cmds,
     library_admin_cmds,
     library_cmds,
     model_cmds,
@@ -36,7 +37,8 @@ def cli(debug: bool) -> None:
     """
 
 
-for module in (plugin_cmds, library_cmds, library_admin_cmds, dataset_cmds, model_cmds, serve_cmds, doctor_cmds):
+for module in (plugin_cmds, library_cmds, library_admin_cmds, dataset_cmds, model_cmds, serve_cmds, eval_cmds,
+               doctor_cmds):
     for command in module.COMMANDS:
         cli.add_command(command)
 
