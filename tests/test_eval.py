@@ -50,3 +50,26 @@ def test_eval_scores_a_voice_as_table_json_and_chart(tmp_path_factory, speaker_c
     assert code == 0 and "similarity" in out and "ada" in out
     code, _, err = run_cli_here("eval", "nobody")
     assert code == 1 and "nobody" in error_line(err)
+
+
+def test_voices_map_places_two_voices_of_one_speaker_closest(tmp_path_factory, speaker_clips, tmp_path, monkeypatch):
+    monkeypatch.setenv("TTS_HOST_HOME", str(tmp_path / "home"))
+    code, out, err = run_cli_here("base", "add", "sovits", str(tiny_base_path(tmp_path_factory)), "--name", "tiny")
+    assert code == 0, out + err
+    voices = {"A": ("A", 0), "A2": ("A", 2), "B": ("B", 0), "C": ("C", 0)}  # A2: other clips of speaker A
+    for name, (speaker, first) in voices.items():
+        clips = speaker_clips(speaker, 4)[first:first + 2]
+        ref = tmp_path / f"{name}.wav"
+        audio = [sf.read(wav, dtype="float32") for wav, _ in clips]
+        sf.write(ref, np.concatenate([a for a, _ in audio]), audio[0][1])
+        code, out, err = run_cli_here("voices", "add", name, "--backend", "sovits", "--base", "tiny", "--ref", str(ref),
+                                      "--ref-text", " ".join(text for _, text in clips), "--language", "en")
+        assert code == 0, out + err
+    chart = tmp_path / "map.png"
+    code, out, err = run_cli_here("voices", "map", "-o", str(chart), "--json")
+    assert code == 0, out + err
+    points = {p["voice"]: np.array([p["x"], p["y"]]) for p in json.loads(out)}
+    assert set(points) == set(voices) and {p["backend"] for p in json.loads(out)} == {"sovits"}
+    distance = {other: float(np.linalg.norm(points["A"] - points[other])) for other in ("A2", "B", "C")}
+    assert distance["A2"] < min(distance["B"], distance["C"]), distance
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

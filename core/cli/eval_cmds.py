@@ -57,4 +57,21 @@ def _table(scores: list, earlier: list) -> None:
                    f"{now.model} ({now.similarity - then.similarity:+.3f})")
 
 
+@click.command("map")
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The PNG to write.")
+@click.option("--json", "as_json", is_flag=True, help="Also print the voices' map positions as JSON.")
+def map_command(out: Path, as_json: bool) -> None:
+    """A PNG of the library's voices placed by their speaker embeddings, labelled, coloured by backend."""
+    from tts_host.similarity import SpeakerSimilarity
+    from tts_host.voice_map import plot_map, voice_points
+
+    with open_library() as library:
+        points = voice_points(library, SpeakerSimilarity())
+    path = plot_map(points, out)
+    if as_json:
+        click.echo(json.dumps([p.__dict__ for p in points], indent=2))
+    click.echo(f"map of {len(points)} voice(s): {path}", err=as_json)
+
+
 COMMANDS = [eval_command]

@@ -37,6 +37,7 @@ def cli(debug: bool) -> None:
     """
 
 
+library_cmds.voices_group.add_command(eval_cmds.map_command)
 for module in (plugin_cmds, library_cmds, library_admin_cmds, dataset_cmds, model_cmds, serve_cmds, eval_cmds,
                doctor_cmds):
     for command in module.COMMANDS:
