@@ -40,4 +40,7 @@ def clone_voice(backend: Backend, library: Library, model: Model, request: Clone
     with library.materialised(model) as folder:
         components = host.components_for(backend.name, folder, chosen, device=backend.speech_device())
         conditioning = backend.conditioning(components, request)
-    return library.add_voice(name, backend, model, conditioning, references, request.language, request.notes)
+    with library.scratch_folder("consent") as tmp:
+        extra = request.consent.files(tmp) if request.consent is not None else {}
+        return library.add_voice(name, backend, model, conditioning, references, request.language, request.notes,
+                                 extra)

@@ -16,6 +16,7 @@ import numpy as np
 from tts_host.errors import TTSHostError
 
 if TYPE_CHECKING:
+    from tts_host.consent import Consent
     from tts_host.speakers.records import Checkpoint, Voice
 
 ProgressCallback = Callable[[int, int, float], None]
@@ -73,6 +74,7 @@ class FinetuneRequest:
     on_step: ProgressCallback | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
+    consent: Consent | None = None
 
     def setting_overrides(self) -> dict[str, Any]:
         """The backend settings this request sets (``None`` means "not given")."""
@@ -122,6 +124,7 @@ class CloneRequest:
     language: str | None = None
     notes: str = ""
     components: Mapping[str, str] = field(default_factory=dict)
+    consent: Consent | None = None
 
 
 @dataclass(frozen=True)

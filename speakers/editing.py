@@ -196,11 +196,13 @@ class Editing(LibraryParts):
         references: Sequence[Path | str] = (),
         language: str | None = None,
         notes: str = "",
+        extra: Mapping[str, tuple[str, Path]] | None = None,
     ) -> Voice:
         """Add a voice speaking with ``model`` (a base or a checkpoint).
 
         ``conditioning`` arrays are stored as one safetensors blob; ``references`` are
-        stored as blobs too. The voice appears whole or not at all.
+        stored as blobs too, and so are ``extra`` files (role -> (path in the voice, file); e.g. its
+        consent record). The voice appears whole or not at all.
         """
         name = check_name(name, "voice")
         backend_name = backend if isinstance(backend, str) else backend.name
@@ -223,6 +225,9 @@ class Editing(LibraryParts):
                 role = f"reference:{index}"
                 staged[role] = self.blobs.stage_file(ref)
                 paths[role] = f"references/{index:02d}{suffix}"
+            for role, (path, source) in (extra or {}).items():
+                staged[role] = self.blobs.stage_file(Path(source))
+                paths[role] = path
         except BaseException:
             for blob in staged.values():
                 self.blobs.discard(blob)

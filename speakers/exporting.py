@@ -95,6 +95,15 @@ def export_format(lib: Library, name: str, fmt: str, out: Path, *, force: bool =
         known = ", ".join(["ttsvoice", *backend.export_formats()])
         raise TTSHostError(f"backend '{backend.name}' cannot export format '{fmt}' (formats: {known})")
     conditioning = lib.voice_conditioning(voice)
+    consent = {f.path: lib.blob_path(f.sha256) for f in lib.files_of(voice) if f.role.startswith("consent")}
+
+    def write(target: Path) -> Path:
+        written = backend.export(voice, folder, conditioning, fmt, target)
+        if Path(written).is_dir():  # the consent on record travels with the voice
+            for path, blob in consent.items():
+                (Path(written) / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(blob, Path(written) / path)
+        return written
+
     with lib.materialised(lib.model_of(voice)) as folder:
-        return write_folder(out, force, lambda target: backend.export(voice, folder, conditioning, fmt, target),
-                            lib.home)
+        return write_folder(out, force, write, lib.home)

@@ -34,7 +34,8 @@ def chain(tmp_path_factory, speaker_clips):
                 for name in "ABC"}
         _ok("base", "add", "sovits", str(tiny_base_path(tmp_path_factory)), "--name", "tiny")
         calls, outputs = [], {}
-        starts = {"A": ("--base", "tiny"), "B": ("--from", "A", "--replay", "0.25"), "C": ("--from", "B")}
+        starts = {"A": ("--base", "tiny", "--consent", "A agreed in writing.", "--source", "espeak-ng voice en-us"),
+                  "B": ("--from", "A", "--replay", "0.25"), "C": ("--from", "B")}
         with pytest.MonkeyPatch.context() as patch:  # count the semantic codec's encodes (HuBERT passes)
             from tts_host.plugins.sovits.components import SemanticCodec
 
@@ -75,6 +76,8 @@ def test_sequential_voices_record_both_stages_losses_for_every_earlier_speaker(c
     # From the random base, both stages' training losses and held-out losses fall. Later tiny fine-tunes
     # continue a trained s2 (its training loss has levelled off) and fit six clips' token sequences with s1:
     # their held-out changes are recorded above, the new speaker's s2 held-out loss falls.
+    assert chain["shown"]["A"]["consent"]["statement"] == "A agreed in writing."  # kept by the fine-tune
+    assert chain["shown"]["A"]["consent"]["source"] == "espeak-ng voice en-us" and chain["shown"]["B"]["consent"] is None
     first = chain["shown"]["A"]["training"]
     assert falls(first["stages"]["s2"]["losses"]) and first["heldout"]["A"]["rise"] < -0.1
 

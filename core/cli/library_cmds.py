@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import click
 
+from tts_host.cli.consent_options import consent_options, consent_record
 from tts_host.errors import TTSHostError
 
 if TYPE_CHECKING:
@@ -219,6 +220,7 @@ def voices_show(name: str, as_json: bool) -> None:
 
     import yaml
 
+    from tts_host.consent import consent_of
     from tts_host.training.report import TRAINING_FIELDS
 
     from tts_host.speakers import Checkpoint
@@ -231,11 +233,13 @@ def voices_show(name: str, as_json: bool) -> None:
         conditioning = next((f for f in voice.files if f.role == "conditioning"), None)
         shapes = _safetensors_shapes(lib.blob_path(conditioning.sha256)) if conditioning else {}
         files = lib.files_of(voice)
+        consent = consent_of(lib, voice)
     data = {
         "name": voice.name,
         "backend": voice.backend,
         "language": voice.language,
         "notes": voice.notes,
+        "consent": consent,
         "created": _when(voice.created),
         "model": model.label,
         "training": {key: lineage[-1].metrics.get(key) for key in TRAINING_FIELDS} if lineage else None,
@@ -264,8 +268,10 @@ def voices_show(name: str, as_json: bool) -> None:
 @click.option("--ref-text", default=None, help="Transcript of the reference clip(s) (backends that need it).")
 @click.option("--component", "components", multiple=True, metavar="ROLE=NAME",
               help="Use component NAME in ROLE to compute the conditioning (e.g. speaker_encoder=NAME).")
+@consent_options
 def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str | None, checkpoint_id: int | None,
-               language: str | None, notes: str, ref_text: str | None, components: tuple[str, ...]) -> None:
+               language: str | None, notes: str, ref_text: str | None, components: tuple[str, ...],
+               consent: str | None, source: str | None, consent_recording: Path | None) -> None:
     """Clone voice NAME zero-shot from reference clips: stores them and the backend's conditioning."""
     from tts_host.contract import CloneRequest, parse_component_choices
     from tts_host.speakers import check_name
@@ -287,7 +293,8 @@ def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str |
                                    "choose one with --base, or add one with `tts-host base add`")
             model = bases[0]
         request = CloneRequest(name, list(refs), ref_text=ref_text, language=language, notes=notes,
-                               components=parse_component_choices(components, "--component"))
+                               components=parse_component_choices(components, "--component"),
+                               consent=consent_record(consent, source, consent_recording))
         voice = lib.backend(backend).clone(lib, model, request)
         click.echo(f"added voice '{voice.name}' ({backend}, {model.label}, {len(refs)} reference clip(s))")
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tts_host.cli.consent_options import consent_options, consent_record
 from tts_host.cli.library_cmds import open_library
 from tts_host.errors import TTSHostError
 
@@ -58,10 +59,12 @@ def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--lora", "lora", type=int, default=None, help="Train a LoRA adapter of this rank (backends with LoRA).")
 @click.option("--component", "components", multiple=True, metavar="ROLE=NAME", help=COMPONENT_HELP)
+@consent_options
 def finetune_command(backend_name: str, speaker: str, data: Path, start: str | None, base: str | None,
                      config: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
                      replay: float | None, resume: bool, restart: bool, allow_empty_text: bool,
-                     log_dir: Path | None, quiet: bool, lora: int | None, components: tuple[str, ...]) -> None:
+                     log_dir: Path | None, quiet: bool, lora: int | None, components: tuple[str, ...],
+                     consent: str | None, source: str | None, consent_recording: Path | None) -> None:
     """Fine-tune a backend on a speaker's recordings, on top of a base or an earlier voice.
 
     A rerun of an interrupted fine-tune needs --resume (continue) or --restart (start again).
@@ -75,7 +78,8 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
     request = FinetuneRequest(speaker, data, start=start, base=base, config=config, epochs=epochs,
                               batch_size=batch_size, learning_rate=lr, replay=replay, lora_rank=lora, resume=resume,
                               restart=restart, allow_empty_text=allow_empty_text, log_dir=log_dir,
-                              progress=not quiet, components=parse_component_choices(components, "--component"))
+                              progress=not quiet, components=parse_component_choices(components, "--component"),
+                              consent=consent_record(consent, source, consent_recording))
     backend = _backend(backend_name)
     with open_library() as library:
         try:

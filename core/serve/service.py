@@ -114,9 +114,19 @@ class SpeechService:
             self._backends[name] = self.host.build_backend(name)
         return self._backends[name]
 
-    def voices(self) -> list[dict[str, str | None]]:
-        """Every library voice: name, backend, language."""
-        return [{"name": v.name, "backend": v.backend, "language": v.language} for v in self.library().voices()]
+    def voices(self) -> list[dict[str, object]]:
+        """Every library voice: name, backend, language, and its consent on record (statement, source, recording)."""
+        from tts_host.consent import consent_of
+
+        library = self.library()
+        listed = []
+        for voice in library.voices():
+            consent = consent_of(library, voice)
+            listed.append({"name": voice.name, "backend": voice.backend, "language": voice.language,
+                           "consent": None if consent is None else {"statement": consent["statement"],
+                                                                     "source": consent["source"],
+                                                                     "recording": bool(consent["recording"])}})
+        return listed
 
     def submit(self, request: SpeakRequest, cancelled: threading.Event,
                on_chunk: Callable[[np.ndarray, int], None] | None = None) -> Future[Speech]:

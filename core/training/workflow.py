@@ -175,9 +175,10 @@ def _train_and_store(backend: Backend, library: Library, run: Run) -> FinetuneRe
         }
         checkpoint = library.add_checkpoint(backend, base_record, model if isinstance(model, Checkpoint) else None,
                                             speakers, trained.files, training_config, metrics)
+        consent = request.consent.files(out) if request.consent is not None else {}
         voice = library.add_voice(speaker, backend, checkpoint, trained.conditioning, trained.references,
                                   language=run.dataset.clips[0].language if run.dataset.clips else None,
-                                  notes=f"fine-tuned from {run.record.label}")
+                                  notes=f"fine-tuned from {run.record.label}", extra=consent)
     finally:
         shutil.rmtree(out, ignore_errors=True)
         barrier(context)
