@@ -64,3 +64,27 @@ def test_llasa_speech_from_a_model_that_never_stops_ends_at_the_texts_budget(tin
     limit = speech_seconds_limit(text)
     assert np.isfinite(speech.audio).all()
     assert 0.8 * limit <= seconds <= limit + 0.5, (seconds, limit)
+
+
+@pytest.mark.parametrize("cloned", [False, True])
+def test_llasa_streams_codec_windows_as_long_as_its_whole_speech(tiny_base, tmp_path, cloned):
+    """Streamed Llasa speech comes in windows of decoded codes (a cloned voice's reference audio cut), as long
+    as the same codes decoded whole, with the time to first audio reported."""
+    from tts_host.conditioning import text_array
+    from tts_host.contract import SpeakRequest
+    from tts_host.host import get_host
+    from tts_host.plugins.llasa.synthesis import synthesize
+
+    components = get_host().components_for("llasa", Path(tiny_base))
+    acoustic = components["acoustic_model"]
+    never_stopping(acoustic.model.lm_head, acoustic.layout.speech_end_id)  # every sentence runs to its budget
+    conditioning = ({"ref_codes": np.arange(40, dtype=np.int64) % 100, "ref_text": text_array("Hello.")} if cloned
+                    else {"speaker_tag": text_array("A")})
+    text = "Hello there. How are you today?"
+    whole = synthesize(components, conditioning, SpeakRequest("v", text, tmp_path / "a.wav", seed=3))
+    chunks: list[np.ndarray] = []
+    streamed = synthesize(components, conditioning, SpeakRequest("v", text, tmp_path / "b.wav", seed=3, stream=True,
+                                                                 on_chunk=chunks.append))
+    assert len(chunks) > 4 and streamed.first_chunk_seconds is not None
+    assert len(streamed.audio) == len(whole.audio) == sum(len(c) for c in chunks)
+    assert np.isfinite(streamed.audio).all()

@@ -98,7 +98,8 @@ def _budget(components, text: str) -> int:
 
 
 def test_streamed_speech_decodes_windows_close_to_the_whole(tiny_base_dir, speaker_clips):
-    from tts_host.plugins.xtts.synthesis import clone_conditioning, latent_position, stream_audio
+    from tts_host.plugins.xtts.synthesis import clone_conditioning, latent_position
+    from tts_host.streaming import stream_audio
 
     components = get_host().components_for("xtts", tiny_base_dir)
     conditioning = clone_conditioning(components, [speaker_clips("A", 1)[0][0]])

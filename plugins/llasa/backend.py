@@ -52,6 +52,7 @@ class LlasaBackend(Backend):
     settings_class = "tts_host.plugins.llasa.train:FinetuneSettings"
     sampling_options = frozenset(SAMPLING_OPTIONS)
     sampling_zero_means_off = True
+    streams = True
     speech_roles = ("text_encoder", "acoustic_model", "vocoder")
 
     def init_base(self, preset: str, out_dir: Path, *, seed: int = 0) -> Path:

@@ -7,7 +7,7 @@ The host builds each as ``Class(model_folder=FOLDER, device=DEVICE)`` from a Lla
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -105,3 +105,11 @@ class LlasaLanguageModel:
 
         prompt = list(text_tokens) + self.layout.token_ids(conditioning)
         return generate_codes(self.model, self.layout, prompt, sampling, max_new_tokens=max_new_tokens)
+
+    def stream(self, text_tokens: Sequence[int], conditioning: Sequence[int] = (), *, sampling: Sampling,
+               max_new_tokens: int | None = None, chunk: int = 25) -> Iterator[np.ndarray]:
+        """:meth:`generate`'s codes ``chunk`` at a time, as they are sampled."""
+        from tts_host.plugins.llasa.generate import stream_codes
+
+        prompt = list(text_tokens) + self.layout.token_ids(conditioning)
+        return stream_codes(self.model, self.layout, prompt, sampling, max_new_tokens, chunk)

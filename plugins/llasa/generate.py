@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -60,10 +60,11 @@ def speech_only_processor(layout: SpeechLayout) -> Any:
 
 
 def generate_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], sampling: Sampling | None = None,
-                   max_new_tokens: int | None = None, **options: Any) -> np.ndarray:
+                   max_new_tokens: int | None = None, streamer: Any = None, **options: Any) -> np.ndarray:
     """Sample speech codes after ``prompt`` until ``<|SPEECH_GENERATION_END|>`` or the length limit.
 
-    The limit is ``sampling.max_length`` tokens in all, and at most ``max_new_tokens`` new ones.
+    The limit is ``sampling.max_length`` tokens in all, and at most ``max_new_tokens`` new ones. A
+    transformers ``streamer`` receives the tokens as they are sampled.
     """
     import torch
     from transformers import LogitsProcessorList
@@ -89,6 +90,61 @@ def generate_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], samp
             pad_token_id=layout.speech_end_id,
             use_cache=sampling.use_cache,
             logits_processor=LogitsProcessorList([speech_only_processor(layout)]),
+            streamer=streamer,
         )
     return np.asarray(layout.codes(output[0, input_ids.shape[1]:].tolist()), dtype=np.int64)
 
+
+def stream_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], sampling: Sampling,
+                 max_new_tokens: int | None, chunk: int) -> Iterator[np.ndarray]:
+    """:func:`generate_codes`, handed on ``chunk`` codes at a time as they are sampled (the model samples in a
+    thread of its own; its error, if any, is raised here)."""
+    import queue
+    import threading
+
+    from transformers.generation.streamers import BaseStreamer
+
+    tokens: queue.Queue = queue.Queue()
+    failure: list[BaseException] = []
+
+    class Tokens(BaseStreamer):
+        """Puts each sampled token on the queue (the first call carries the prompt: skipped)."""
+
+        def __init__(self) -> None:
+            self.prompt_seen = False
+
+        def put(self, value: Any) -> None:
+            if not self.prompt_seen:
+                self.prompt_seen = True
+                return
+            for token in value.reshape(-1).tolist():
+                tokens.put(int(token))
+
+        def end(self) -> None:
+            tokens.put(None)
+
+    def run() -> None:
+        try:
+            generate_codes(model, layout, prompt, sampling, max_new_tokens=max_new_tokens, streamer=Tokens())
+        except BaseException as exc:  # handed to the consumer below
+            failure.append(exc)
+            tokens.put(None)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    pending: list[int] = []
+    while True:
+        token = tokens.get()
+        if token is None:
+            break
+        if token == layout.speech_end_id:
+            continue
+        pending += layout.codes([token])
+        if len(pending) >= chunk:
+            yield np.asarray(pending, dtype=np.int64)
+            pending = []
+    worker.join()
+    if failure:
+        raise failure[0]
+    if pending:
+        yield np.asarray(pending, dtype=np.int64)

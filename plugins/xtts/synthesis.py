@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -23,14 +23,12 @@ from tts_host.contract import SpeakRequest, Speech
 from tts_host.errors import TTSHostError
 from tts_host.plugins.xtts import SAMPLE_RATE, SPEAKER_SAMPLE_RATE
 from tts_host.speech import audio_token_budget, join_speech, pause
+from tts_host.streaming import stream_audio
 
 if TYPE_CHECKING:
     from tts_host.composition import Components
 
 STREAM_CHUNK_TOKENS = 20  # codes per streamed piece (coqui's default stream_chunk_size)
-CONTEXT_FRAMES = 16  # latents decoded before a streamed piece (the vocoder's left context)
-HOLDBACK_FRAMES = 8  # latents kept back until more follow (its right context)
-FADE_SAMPLES = 256  # cross-fade at each join
 
 
 def read_reference(path: Path, sample_rate: int, seconds: float | None = None) -> np.ndarray:
@@ -142,42 +140,3 @@ def latent_position(config: Mapping[str, Any]) -> Callable[[int], int]:
                          * args["output_sample_rate"] / args["input_sample_rate"])
     hop = int(args["output_hop_length"])
     return lambda latent: round(latent * frames_per_latent) * hop
-
-
-def stream_audio(latent_chunks: Iterator[np.ndarray], vocode: Callable[[np.ndarray], np.ndarray],
-                 position: Callable[[int], int], autocast: Any = None) -> Iterator[np.ndarray]:
-    """Audio pieces for streamed latents: each window decoded with context, joins cross-faded.
-
-    ``position`` places a window that starts at a latent in the whole speech (:func:`latent_position`).
-    """
-    autocast = autocast or contextlib.nullcontext()
-    latents: np.ndarray | None = None
-    emitted, written, tail = 0, 0, None  # latents and audio samples handed out so far
-    chunks = iter(latent_chunks)
-    final = False
-    while not final:
-        with autocast:
-            new = next(chunks, None)
-        final = new is None
-        if new is not None:
-            latents = new if latents is None else np.concatenate([latents, new], axis=1)
-        if latents is None:
-            return
-        total = latents.shape[1]
-        end = total if final else total - HOLDBACK_FRAMES
-        if end <= emitted:
-            continue
-        start = max(0, emitted - CONTEXT_FRAMES)
-        audio = vocode(latents[:, start:total])
-        offset = position(start)  # where the window starts in the whole speech
-        begin = min(max(written - offset, 0), len(audio))
-        stop = len(audio) if final else min(len(audio), max(begin, position(end) - offset))
-        piece = np.array(audio[begin:stop], dtype=np.float32)
-        if tail is not None:
-            n = min(len(tail), len(piece))
-            weight = np.linspace(0.0, 1.0, n, dtype=np.float32)
-            piece[:n] = tail[:n] * (1.0 - weight) + piece[:n] * weight
-        tail = None if final else audio[stop:stop + FADE_SAMPLES]
-        emitted, written = end, written + len(piece)
-        if len(piece):
-            yield piece
