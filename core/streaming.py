@@ -16,6 +16,16 @@ import numpy as np
 CONTEXT_FRAMES = 16  # frames decoded before a streamed piece (the vocoder's left context)
 HOLDBACK_FRAMES = 8  # frames kept back until more follow (its right context)
 FADE_SAMPLES = 256  # cross-fade at each join
+GROWTH_CAP = 8  # windows grow to this many times the first one
+
+
+def window_sizes(first: int) -> Iterator[int]:
+    """Frames per streamed window: ``first`` (the time to first audio), then doubling up to ``GROWTH_CAP`` times
+    it, so the context each window re-decodes becomes a small share of the work."""
+    size = first
+    while True:
+        yield size
+        size = min(size * 2, first * GROWTH_CAP)
 
 
 def stream_audio(frame_chunks: Iterator[np.ndarray], vocode: Callable[[np.ndarray], np.ndarray],

@@ -97,8 +97,9 @@ def generate_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], samp
 
 def stream_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], sampling: Sampling,
                  max_new_tokens: int | None, chunk: int) -> Iterator[np.ndarray]:
-    """:func:`generate_codes`, handed on ``chunk`` codes at a time as they are sampled (the model samples in a
-    thread of its own; its error, if any, is raised here)."""
+    """:func:`generate_codes`, handed on as they are sampled: ``chunk`` codes first, then growing windows
+    (:func:`tts_host.streaming.window_sizes`); the model samples in a thread of its own (its error, if any, is
+    raised here)."""
     import queue
     import threading
 
@@ -132,7 +133,11 @@ def stream_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], sampli
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
+    from tts_host.streaming import window_sizes
+
     pending: list[int] = []
+    sizes = window_sizes(chunk)
+    size = next(sizes)
     while True:
         token = tokens.get()
         if token is None:
@@ -140,9 +145,9 @@ def stream_codes(model: Any, layout: SpeechLayout, prompt: Sequence[int], sampli
         if token == layout.speech_end_id:
             continue
         pending += layout.codes([token])
-        if len(pending) >= chunk:
+        if len(pending) >= size:
             yield np.asarray(pending, dtype=np.int64)
-            pending = []
+            pending, size = [], next(sizes)
     worker.join()
     if failure:
         raise failure[0]

@@ -105,8 +105,14 @@ class GptAcousticModel:
 
     def stream(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray], *, chunk_tokens: int = 20,
                **sampling: Any) -> Iterator[np.ndarray]:
-        """Latents ``(1, k, dim)`` of about ``chunk_tokens`` codes at a time, as the GPT samples them."""
+        """Latents ``(1, k, dim)`` as the GPT samples them: ``chunk_tokens`` codes first, then growing windows
+        (:func:`tts_host.streaming.window_sizes`)."""
         import torch
+        from TTS.tts.layers.xtts.stream_generator import init_stream_support
+
+        from tts_host.streaming import window_sizes
+
+        init_stream_support()  # coqui's streaming generate (coqui's Xtts module does this when it is imported)
 
         self._prepare_inference()
         tokens, latent = self._inputs(text_tokens, conditioning)
@@ -116,10 +122,12 @@ class GptAcousticModel:
                                                num_return_sequences=1, output_attentions=False,
                                                output_hidden_states=True, return_dict_in_generate=True, **sampling)
             pending: list[Any] = []
+            sizes = window_sizes(chunk_tokens)
+            size = next(sizes)
             for _, hidden in generator:
                 pending.append(hidden)
-                if len(pending) >= chunk_tokens:
+                if len(pending) >= size:
                     yield torch.cat(pending, dim=0)[None].float().cpu().numpy()
-                    pending = []
+                    pending, size = [], next(sizes)
             if pending:
                 yield torch.cat(pending, dim=0)[None].float().cpu().numpy()
