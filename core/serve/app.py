@@ -11,7 +11,8 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from tts_host.errors import TTSHostError
 from tts_host.serve.audio import FORMATS, MEDIA_TYPES, encode
 
 if TYPE_CHECKING:
+    from tts_host.contract import Speech
     from tts_host.serve.service import SpeechService
 
 MAX_INPUT = 4096
@@ -63,7 +65,7 @@ def create_app(service: "SpeechService", api_key: str | None = None) -> FastAPI:
                                      code="invalid_value").body(), status_code=400)
 
     @app.middleware("http")
-    async def authorise(request: Request, call_next):  # noqa: ANN001, ANN202 - FastAPI's middleware signature
+    async def authorise(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if api_key and request.url.path.startswith("/v1/"):
             given = request.headers.get("authorization", "")
             if given != f"Bearer {api_key}":
@@ -114,7 +116,7 @@ def create_app(service: "SpeechService", api_key: str | None = None) -> FastAPI:
     return app
 
 
-async def _json(request: Any) -> dict[str, Any]:
+async def _json(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -160,7 +162,8 @@ def _speech_request(body: dict[str, Any], voices: list[dict[str, Any]]) -> dict[
             "stretch": float(speed), "stream_format": stream_format}
 
 
-def _submit(service: "SpeechService", spoken: dict[str, Any], cancelled: threading.Event, on_chunk=None):  # noqa: ANN001, ANN202
+def _submit(service: "SpeechService", spoken: dict[str, Any], cancelled: threading.Event,
+            on_chunk: Callable[[np.ndarray, int], None] | None = None) -> "Future[Speech]":
     """The request queued (busy: 429); bad requests the workflow refuses become 400s when they finish."""
     from tts_host.contract import SpeakRequest
     from tts_host.serve.service import Busy
@@ -177,13 +180,11 @@ def _submit(service: "SpeechService", spoken: dict[str, Any], cancelled: threadi
         raise ApiError(400, str(exc), code="invalid_value") from None
 
 
-def _refusals_as_400(future):  # noqa: ANN001, ANN202
+def _refusals_as_400(future: "Future[Speech]") -> "Future[Speech]":
     """A future whose :class:`TTSHostError` (the workflow refusing the request) becomes an :class:`ApiError` 400."""
-    from concurrent.futures import Future
-
     from tts_host.serve.service import Cancelled
 
-    wrapped: Future = Future()
+    wrapped: Future[Speech] = Future()
 
     def done(source: Future) -> None:
         exc = source.exception()
@@ -208,7 +209,7 @@ def _stretch(audio: np.ndarray, speed: float) -> np.ndarray:
 
 
 async def _stream(service: "SpeechService", spoken: dict[str, Any], cancelled: threading.Event,
-                  request: Any) -> AsyncIterator[bytes]:
+                  request: Request) -> AsyncIterator[bytes]:
     """Audio bytes (or SSE events) as the synthesis makes them; a client that goes away stops it."""
     loop = asyncio.get_running_loop()
     chunks: asyncio.Queue = asyncio.Queue()
