@@ -390,3 +390,16 @@ def test_xtts_training_under_torchrun_takes_the_steps_of_one_process(tmp_path):
     assert one_gpt.keys() == two_gpt.keys()
     for name, value in one_gpt.items():
         torch.testing.assert_close(two_gpt[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_run_killed_while_states_were_swapped_resumes_from_the_previous_state(tmp_path):
+    """save_state moves the previous state aside before moving the new one in: a run killed in between leaves no
+    state at its place, and resuming takes the previous one back."""
+    import torch
+
+    from tts_host.training.state import check_resume
+
+    folder = save_state(tmp_path / "state", {"step": 3, "w": torch.ones(2)})
+    folder.replace(folder.with_name(".state.old"))  # killed between the two renames
+    check_resume(folder, resume=True, restart=False)  # finds the previous state: no "nothing to resume"
+    assert load_state(folder)["step"] == 3 and folder.is_dir()

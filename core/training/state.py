@@ -122,11 +122,20 @@ def save_state(folder: Path, state: dict[str, Any]) -> Path:
     return folder
 
 
+def recover(folder: Path) -> None:
+    """Put back the previous state when a run died while :func:`save_state` swapped states (between moving
+    the previous one aside and moving the new one in, no state is at ``folder``)."""
+    previous = folder.with_name(f".{folder.name}.old")
+    if not folder.exists() and (previous / SKELETON).is_file():
+        previous.replace(folder)
+
+
 def load_state(folder: Path) -> dict[str, Any]:
     """Read a state written by :func:`save_state`; a damaged one is a one-line error."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
+    recover(folder)
     with _readable(folder):
         document = _document(folder)
         tensors: dict[str, Any] = {}
@@ -143,6 +152,7 @@ def copy_state_into(folder: Path, targets: dict[str, Any]) -> None:
     from safetensors import safe_open
 
     folder = Path(folder)
+    recover(folder)
     with _readable(folder):
         document = _document(folder)
         missing = set(targets)
@@ -187,6 +197,7 @@ def check_resume(folder: Path, *, resume: bool, restart: bool) -> None:
     """
     if resume and restart:
         raise TTSHostError("give --resume (continue the interrupted run) or --restart (discard it), not both")
+    recover(Path(folder))
     saved = (Path(folder) / SKELETON).is_file()
     if resume and not saved:
         raise TTSHostError("there is no interrupted run of this fine-tune to resume (run it without --resume)")
