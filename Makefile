@@ -39,12 +39,13 @@ install: system-deps $(BIN)/tts-host
 demo: install
 	$(BIN)/tts-host demo
 
+# Two workers, one test file each at a time (a file's fixtures stay in one process).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Everything but the end-to-end runs marked slow.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 # The newest releases pyproject allows, without the lock, in a virtualenv of their own: what differs
 # from the lock, then doctor and the smoke tests (a tiny XTTS and Llasa fine-tune and speak).
