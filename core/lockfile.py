@@ -34,8 +34,15 @@ def read_lock(path: Path) -> dict[str, str]:
 
 
 def installed() -> dict[str, str]:
-    """``{name: version}`` of every distribution in this environment, except :data:`UNLOCKED`."""
-    found = {canonical(dist.metadata["Name"]): dist.version for dist in metadata.distributions()
+    """``{name: version}`` of every distribution in this environment's site-packages, except :data:`UNLOCKED`.
+
+    Only the environment's own folders are read, not all of ``sys.path``: importing ``pkg_resources`` (as
+    jieba does) puts setuptools' vendored copies of packaging, platformdirs ... on the path.
+    """
+    import sysconfig
+
+    folders = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    found = {canonical(dist.metadata["Name"]): dist.version for dist in metadata.distributions(path=folders)
              if dist.metadata["Name"]}
     return {name: version for name, version in found.items() if name not in UNLOCKED}
 

@@ -48,3 +48,14 @@ def test_the_lock_honours_pyprojects_exact_pins_and_ranges():
 def test_differences_name_missing_extra_and_changed_packages():
     lines = differences({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "2.1", "d": "4"})
     assert lines == ["b: locked 2, installed 2.1", "c: locked 3, not installed", "d: installed 4, not in the lock"]
+
+
+def test_importing_pkg_resources_does_not_change_what_the_check_sees():
+    """jieba imports pkg_resources, which puts setuptools' vendored packages on sys.path: not the environment."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pkg_resources  # noqa: F401
+
+    assert differences(read_lock(ROOT / "requirements.lock"), installed()) == []
