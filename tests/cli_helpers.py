@@ -21,6 +21,20 @@ def run_cli_here(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def cli_ok(*args: str) -> str:
+    """Run the CLI here; it must succeed. Returns its stdout."""
+    code, out, err = run_cli_here(*args)
+    assert code == 0, out + err
+    return out
+
+
+def cli_refused(*args: str) -> str:
+    """Run the CLI here; it must fail with exit 1 and one error line, which is returned."""
+    code, out, err = run_cli_here(*args)
+    assert code == 1, out + err
+    return error_line(err)
+
+
 def error_line(stderr: str) -> str:
     """The one ``error:`` line the CLI printed (there must be exactly one, and no traceback)."""
     lines = [line for line in stderr.splitlines() if line.startswith("error:")]

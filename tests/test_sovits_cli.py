@@ -13,23 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cli_helpers import error_line, run_cli_here
+from cli_helpers import cli_ok, cli_refused
 from sovits_fixtures import tiny_base_path
 
 VOICE = "Vera"
 TEXT = "The quick brown fox jumps over the lazy dog."
-
-
-def _ok(*args: str) -> str:
-    code, out, err = run_cli_here(*args)
-    assert code == 0, out + err
-    return out
-
-
-def _refused(*args: str) -> str:
-    code, out, err = run_cli_here(*args)
-    assert code == 1, out + err
-    return error_line(err)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +47,8 @@ def library(tmp_path_factory, speaker_clips) -> dict:
     previous = os.environ.get("TTS_HOST_HOME")
     os.environ["TTS_HOST_HOME"] = str(home)
     try:
-        _ok("base", "add", "sovits", str(tiny_base_path(tmp_path_factory)), "--name", "tiny")
-        added = _ok("voices", "add", VOICE, "--backend", "sovits", "--ref", str(made["ok"]), "--ref-text", text)
+        cli_ok("base", "add", "sovits", str(tiny_base_path(tmp_path_factory)), "--name", "tiny")
+        added = cli_ok("voices", "add", VOICE, "--backend", "sovits", "--ref", str(made["ok"]), "--ref-text", text)
     finally:
         if previous is None:
             os.environ.pop("TTS_HOST_HOME", None)
@@ -76,13 +64,13 @@ def home(library, monkeypatch) -> Path:
 
 
 def _speak(out: Path, *options: str, text: str = TEXT) -> tuple[np.ndarray, int]:
-    _ok("speak", "--voice", VOICE, text, "-o", str(out), *options)
+    cli_ok("speak", "--voice", VOICE, text, "-o", str(out), *options)
     return sf.read(out)
 
 
 def test_zero_shot_clone_speaks_32_khz_audio(library, home, tmp_path):
     assert f"added voice '{VOICE}' (sovits, base 'tiny', 1 reference clip(s))" in library["added"]
-    listed = json.loads(_ok("voices", "list", "--json"))
+    listed = json.loads(cli_ok("voices", "list", "--json"))
     assert [v["name"] for v in listed] == [VOICE]
     audio, rate = _speak(tmp_path / "x.wav")
     assert rate == 32000 and len(audio) > rate // 4
@@ -98,22 +86,22 @@ def test_faster_speech_is_shorter(home, tmp_path):
 @pytest.mark.parametrize("which, seconds", [("short", "2.00"), ("long", "12.00")])
 def test_reference_outside_3_to_10_s_refused(library, home, which, seconds):
     ref = library["refs"][which]
-    line = _refused("voices", "add", "Other", "--backend", "sovits", "--ref", str(ref), "--ref-text", library["text"])
+    line = cli_refused("voices", "add", "Other", "--backend", "sovits", "--ref", str(ref), "--ref-text", library["text"])
     assert f"{ref} is {seconds} s long" in line and "3-10 s" in line
 
 
 def test_silent_reference_refused(library, home):
     ref = library["refs"]["silent"]
-    line = _refused("voices", "add", "Other", "--backend", "sovits", "--ref", str(ref), "--ref-text", "Hello there.")
+    line = cli_refused("voices", "add", "Other", "--backend", "sovits", "--ref", str(ref), "--ref-text", "Hello there.")
     assert str(ref) in line and "silent" in line
 
 
 def test_reference_without_transcript_refused_naming_it(library, home, tmp_path):
     ref = tmp_path / "untold.wav"
     shutil.copy(library["refs"]["ok"], ref)
-    line = _refused("voices", "add", "Other", "--backend", "sovits", "--ref", str(ref))
+    line = cli_refused("voices", "add", "Other", "--backend", "sovits", "--ref", str(ref))
     assert str(ref) in line and "--ref-text" in line and "untold.txt" in line
-    assert [v["name"] for v in json.loads(_ok("voices", "list", "--json"))] == [VOICE]
+    assert [v["name"] for v in json.loads(cli_ok("voices", "list", "--json"))] == [VOICE]
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -123,9 +111,9 @@ def test_reference_without_transcript_refused_naming_it(library, home, tmp_path)
 ], ids=["language", "chinese-transcript-as-english", "english-transcript-as-chinese"])
 def test_clone_refuses_what_the_voice_could_never_speak(library, home, args, expected):
     """A voice whose reference transcript has no phonemes in its language would fail every speak: refused."""
-    line = _refused("voices", "add", "Other", "--backend", "sovits", "--ref", str(library["refs"]["ok"]), *args)
+    line = cli_refused("voices", "add", "Other", "--backend", "sovits", "--ref", str(library["refs"]["ok"]), *args)
     assert all(part in line for part in expected), line
-    assert [v["name"] for v in json.loads(_ok("voices", "list", "--json"))] == [VOICE]
+    assert [v["name"] for v in json.loads(cli_ok("voices", "list", "--json"))] == [VOICE]
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -140,7 +128,7 @@ def test_clone_refuses_what_the_voice_could_never_speak(library, home, args, exp
 ], ids=["language", "speed", "top-k", "top-p", "temperature", "repetition-penalty", "max-length", "nan"])
 def test_speak_refusals(home, tmp_path, args, expected):
     out = tmp_path / "x.wav"
-    line = _refused("speak", "--voice", VOICE, TEXT, "-o", str(out), *args)
+    line = cli_refused("speak", "--voice", VOICE, TEXT, "-o", str(out), *args)
     assert all(part in line for part in expected), line
     assert not out.exists()
 
@@ -148,24 +136,24 @@ def test_speak_refusals(home, tmp_path, args, expected):
 @pytest.mark.parametrize("text", ["", "   "])
 def test_empty_text_refused(home, tmp_path, text):
     out = tmp_path / "x.wav"
-    assert "the text to speak is empty" in _refused("speak", "--voice", VOICE, text, "-o", str(out))
+    assert "the text to speak is empty" in cli_refused("speak", "--voice", VOICE, text, "-o", str(out))
     assert not out.exists()
 
 
 def test_unknown_voice_refused(home, tmp_path):
     out = tmp_path / "x.wav"
-    line = _refused("speak", "--voice", "Nobody", TEXT, "-o", str(out))
+    line = cli_refused("speak", "--voice", "Nobody", TEXT, "-o", str(out))
     assert "'Nobody'" in line and not out.exists()
 
 
 def _finetune(library: dict, *args: str) -> str:
-    return _refused("finetune", "--backend", "sovits", "--speaker", "S", "--data", str(library["data"]), "--quiet",
+    return cli_refused("finetune", "--backend", "sovits", "--speaker", "S", "--data", str(library["data"]), "--quiet",
                     *args)
 
 
 def _no_work_done(home: Path) -> None:
     assert not (home / "datasets").exists() and not (home / "work").exists()
-    assert [v["name"] for v in json.loads(_ok("voices", "list", "--json"))] == [VOICE]
+    assert [v["name"] for v in json.loads(cli_ok("voices", "list", "--json"))] == [VOICE]
 
 
 def test_lora_finetune_refused_before_any_work(library, home):

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from cli_helpers import error_line, run_cli_here
+from cli_helpers import cli_ok, cli_refused
 from gsv_fixtures import (
     discriminator_shapes,
     manifest_shapes,
@@ -36,18 +36,6 @@ VARIANTS = {"plain": {}, "hparams": {"hparams_class": True, "header": b"01"}}
 """Both header variants of an s2 file: plain (``PK``, a plain-dict config) and tagged (the two-byte version tag
 ``01`` = v2 of upstream's ``head2version`` over the zip header, with the config pickled as GPT-SoVITS's
 ``utils.HParams``); a tagged v2Pro is refused below."""
-
-
-def _ok(*args: str) -> str:
-    code, out, err = run_cli_here(*args)
-    assert code == 0, out + err
-    return out
-
-
-def _refused(*args: str) -> str:
-    code, out, err = run_cli_here(*args)
-    assert code == 1, out + err
-    return error_line(err)
 
 
 def _link_tree(source: Path, dest: Path) -> None:
@@ -120,10 +108,10 @@ def test_base_add_imports_an_upstream_v2_model_set(parts, tmp_path, variant):
     if with_d:  # upstream's pretrained_models also holds the v1 files, beside the v2 folder: they are left alone
         write_v1_s2(folder / "s2G488k.pth", keys=("enc_p.text_embedding.weight",))
         os.link(parts["root"] / S1_NAME, folder / "s1bert25hz-2kh-longer-epoch=68e-step=50232.ckpt")
-    out = _ok("base", "add", "sovits", str(folder), "--name", f"gsv-{variant}")
+    out = cli_ok("base", "add", "sovits", str(folder), "--name", f"gsv-{variant}")
     files = 9 if with_d else 8
     assert f"added base 'gsv-{variant}' (sovits, {files} files" in out
-    listed = json.loads(_ok("base", "list", "--json"))
+    listed = json.loads(cli_ok("base", "list", "--json"))
     assert [(b["name"], b["backend"], b["files"]) for b in listed] == [(f"gsv-{variant}", "sovits", files)]
 
     generator, semantic = stored(f"gsv-{variant}", "s2_generator"), stored(f"gsv-{variant}", "s2_semantic")
@@ -148,9 +136,9 @@ def test_v1_s2_refused_naming_v1(parts, tmp_path):
     v1.parent.mkdir()
     write_v1_s2(v1)
     folder = model_set(parts, tmp_path / "pretrained_models", v1)
-    line = _refused("base", "add", "sovits", str(folder))
+    line = cli_refused("base", "add", "sovits", str(folder))
     assert "v1" in line and "imports v2 only" in line and S2G_NAME in line
-    assert json.loads(_ok("base", "list", "--json")) == []
+    assert json.loads(cli_ok("base", "list", "--json")) == []
 
 
 def test_tagged_v2pro_s2_refused_naming_v2pro(parts, tmp_path):
@@ -159,7 +147,7 @@ def test_tagged_v2pro_s2_refused_naming_v2pro(parts, tmp_path):
     keys = ("enc_p.text_embedding.weight", "ssl_proj.weight", "ge_to512.weight", "prelu.weight")  # the tells
     write_random_s2(pro, version="v2Pro", header=b"05", hparams_class=True, keys=keys)  # as my_save2 writes it
     folder = model_set(parts, tmp_path / "pretrained_models", pro)
-    line = _refused("base", "add", "sovits", str(folder))
+    line = cli_refused("base", "add", "sovits", str(folder))
     assert line.endswith("a GPT-SoVITS v2Pro model; tts-host imports v2 only")
 
 
@@ -178,22 +166,22 @@ def test_hostile_pickle_refused_and_never_run(parts, tmp_path):
     weights = random_weights({"enc_p.text_embedding.weight": (732, 192)})
     torch.save({"weight": weights, "config": {"model": _Hostile(marker)}, "info": ""}, str(hostile))
     folder = model_set(parts, tmp_path / "pretrained_models", hostile)
-    line = _refused("base", "add", "sovits", str(folder))
+    line = cli_refused("base", "add", "sovits", str(folder))
     assert "refused to load" in line and "system" in line and S2G_NAME in line
     assert not marker.exists()
-    assert json.loads(_ok("base", "list", "--json")) == []
+    assert json.loads(cli_ok("base", "list", "--json")) == []
 
 
 def test_missing_hubert_folder_refused(parts, tmp_path):
     folder = model_set(parts, tmp_path / "pretrained_models", hubert=False)
-    line = _refused("base", "add", "sovits", str(folder))
+    line = cli_refused("base", "add", "sovits", str(folder))
     assert "no HuBERT folder" in line and "chinese-hubert-base" in line
 
 
 def test_two_s1_files_refused(parts, tmp_path):
     folder = model_set(parts, tmp_path / "pretrained_models", d=False)
     os.link(parts["root"] / S1_NAME, folder / PRETRAINED / "s1-other.ckpt")
-    line = _refused("base", "add", "sovits", str(folder))
+    line = cli_refused("base", "add", "sovits", str(folder))
     assert "expected exactly one s1 .ckpt, found 2" in line and S1_NAME in line and "s1-other.ckpt" in line
 
 
@@ -215,10 +203,10 @@ def voices(tmp_path_factory, speaker_clips, parts) -> dict:
     previous = os.environ.get("TTS_HOST_HOME")
     os.environ["TTS_HOST_HOME"] = str(home)
     try:
-        _ok("base", "add", "sovits", str(model_set(parts, home.parent / "pretrained_models", d=False)), "--name", "gsv")
-        _ok("base", "init", "sovits", "--preset", "tiny")
+        cli_ok("base", "add", "sovits", str(model_set(parts, home.parent / "pretrained_models", d=False)), "--name", "gsv")
+        cli_ok("base", "init", "sovits", "--preset", "tiny")
         for name, base in (("Ada", "gsv"), ("Tiny", "sovits-tiny")):
-            _ok("voices", "add", name, "--backend", "sovits", "--base", base, "--ref", str(ref),
+            cli_ok("voices", "add", name, "--backend", "sovits", "--base", base, "--ref", str(ref),
                 "--ref-text", REF_TEXT)
     finally:
         if previous is None:
@@ -233,7 +221,7 @@ def test_export_writes_gpt_sovits_v2_files(voices, parts, tmp_path, monkeypatch)
 
     monkeypatch.setenv("TTS_HOST_HOME", str(voices["home"]))
     out = tmp_path / "out"
-    assert "exported voice 'Ada'" in _ok("voices", "export", "Ada", "--format", "gpt-sovits", "-o", str(out))
+    assert "exported voice 'Ada'" in cli_ok("voices", "export", "Ada", "--format", "gpt-sovits", "-o", str(out))
     pth, ckpt = out / "Ada.pth", out / "Ada.ckpt"
     assert pth.is_file() and ckpt.is_file()
 
@@ -266,6 +254,6 @@ def test_export_writes_gpt_sovits_v2_files(voices, parts, tmp_path, monkeypatch)
 def test_export_of_a_tiny_voice_refused(voices, tmp_path, monkeypatch):
     monkeypatch.setenv("TTS_HOST_HOME", str(voices["home"]))
     out = tmp_path / "out"
-    line = _refused("voices", "export", "Tiny", "--format", "gpt-sovits", "-o", str(out))
+    line = cli_refused("voices", "export", "Tiny", "--format", "gpt-sovits", "-o", str(out))
     assert "'Tiny'" in line and "not v2-sized" in line and "v2 base" in line
     assert not out.exists()
