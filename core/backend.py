@@ -87,6 +87,9 @@ class Backend(ABC):
     """The component roles its speech uses (built before synthesis is timed)."""
     assembles_bases: ClassVar[bool] = False
     """Whether ``base add`` converts a published folder through :meth:`assemble_base` (not a plain copy)."""
+    adapter_roles: ClassVar[tuple[str, ...]] = ()
+    """File roles of a LoRA voice's adapter on its acoustic model (config first): a model with them is its
+    start's model plus that adapter, so servers share one loaded base among such voices."""
 
     def __init__(self, host: PluginHost | None = None, **options: Any) -> None:
         self.host = host
@@ -131,7 +134,17 @@ class Backend(ABC):
         return load_settings(load_object(self.settings_class), self.name, config, overrides)
 
     def check_start(self, model: Model, settings: Any) -> None:
-        """Refuse a starting model these settings cannot continue (before data work starts)."""
+        """Refuse a starting model these settings cannot continue (before data work starts).
+
+        A LoRA voice's model (one with :attr:`adapter_roles` files) continues only as LoRA.
+        """
+        if getattr(settings, "lora_rank", None) is None and self.adapter_of(model):
+            raise TTSHostError(f"{model.label} is a LoRA voice's model: continue it with --lora RANK, or fine-tune "
+                               f"its base (or a full checkpoint) for a full fine-tune")
+
+    def adapter_of(self, model: Model) -> dict[str, str]:
+        """The adapter files of ``model`` by role (path in its folder); empty for a model without one."""
+        return {f.role: f.path for f in model.files if f.role in self.adapter_roles}
 
     def chosen_components(self, config: Path | None, chosen: Mapping[str, str]) -> dict[str, str]:
         """Components chosen by role: the config YAML's ``components:`` mapping, then ``chosen``."""

@@ -8,6 +8,7 @@ are integer numpy arrays.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -47,6 +48,24 @@ class AcousticModel(Protocol):
 
     def generate(self, text_tokens: Any, conditioning: Any, **sampling: Any) -> Any:
         """Produce acoustic output for one utterance."""
+        ...
+
+
+@runtime_checkable
+class AdapterSwitching(Protocol):
+    """An acoustic model that speaks through one of several LoRA adapters on its one loaded base.
+
+    Servers build it once from a model folder without adapter files and switch per request;
+    a backend whose acoustic model does not switch gets one loaded model per LoRA voice.
+    """
+
+    def use_adapter(self, name: str | None, folder: Path | None = None) -> None:
+        """Speak through adapter ``name`` (loaded from the model folder ``folder`` the first time); ``None``: the
+        base alone."""
+        ...
+
+    def drop_adapter(self, name: str) -> None:
+        """Unload adapter ``name`` (its memory goes back)."""
         ...
 
 

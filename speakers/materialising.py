@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 from tts_host.errors import TTSHostError
 from tts_host.speakers.blobs import link_or_copy
@@ -21,11 +21,12 @@ from tts_host.speakers.records import (
 class Materialising(LibraryParts):
     """Model folders of records, for backends and exports (mixed into ``Library``)."""
 
-    def materialise(self, record: Record, dest: Path | str) -> Path:
+    def materialise(self, record: Record, dest: Path | str, *, roles: Collection[str] | None = None) -> Path:
         """Write ``record``'s model folder to ``dest`` (hard links where possible, else copies).
 
         ``dest`` must be missing or empty. The files are the library's read-only blobs: write
-        new results elsewhere and add them with :meth:`add_checkpoint`.
+        new results elsewhere and add them with :meth:`add_checkpoint`. ``roles`` limits the
+        folder to the files of those roles.
         """
         dest = Path(dest)
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -34,6 +35,8 @@ class Materialising(LibraryParts):
         dest.mkdir(parents=True, exist_ok=True)
         try:
             for entry in self.files_of(record):
+                if roles is not None and entry.role not in roles:
+                    continue
                 blob = self.blob_path(entry.sha256)
                 if not blob.is_file():
                     raise TTSHostError(f"{record.label}: file {entry.path} is missing from the blob store (run `tts-host voices verify`)")

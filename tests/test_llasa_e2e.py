@@ -103,7 +103,7 @@ def test_sequential_start_is_validated_through_the_library(trained):
     library, _, backend, outcomes, data = trained
     with pytest.raises(TTSHostError, match="LoRA rank must be a positive integer"):
         backend.finetune(library, request("E", data["A"], start="A", lora_rank=0))
-    with pytest.raises(TTSHostError, match="is a LoRA checkpoint: continue it with --lora"):
+    with pytest.raises(TTSHostError, match="is a LoRA voice.s model: continue it with --lora"):
         backend.finetune(library, request("E", data["A"], start="C"))
     with pytest.raises(TTSHostError, match="a voice named 'B' already exists"):
         backend.finetune(library, request("B", data["B"], start="A"))

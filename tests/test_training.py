@@ -171,16 +171,16 @@ def test_best_tracker_restores_the_best_weights_into_a_live_model(tmp_path):
         with torch.no_grad():
             model.weight.fill_(9.0)  # training went on and got worse
         weight = model.weight
-        tracker.restore_into(model)
+        tracker.restore_into(model.state_dict())
         assert model.weight is weight and model.weight.eq(1.0).all()  # copied in place
     saved = BestTracker(tmp_path / "best")
     saved.load({"best_loss": 0.5, "best_step": 4, "best_state": None})
     with pytest.raises(TTSHostError, match="'bias' has no place in the model"):
-        saved.restore_into(torch.nn.Linear(3, 2, bias=False))
+        saved.restore_into(torch.nn.Linear(3, 2, bias=False).state_dict())
     larger = torch.nn.Linear(3, 2)
     larger.register_parameter("extra", torch.nn.Parameter(torch.zeros(1)))
     with pytest.raises(TTSHostError, match="1 tensors are missing"):
-        saved.restore_into(larger)
+        saved.restore_into(larger.state_dict())
 
 
 def test_allocator_settings_are_added_only_where_unset(monkeypatch):

@@ -19,6 +19,7 @@ from tts_host.errors import TTSHostError
 if TYPE_CHECKING:
     from tts_host.speakers import Library
     from tts_host.speakers.library import Problem
+    from tts_host.speakers.records import Base, Model, Voice
 
 
 def open_library() -> Library:
@@ -234,6 +235,7 @@ def voices_show(name: str, as_json: bool) -> None:
         shapes = _safetensors_shapes(lib.blob_path(conditioning.sha256)) if conditioning else {}
         files = lib.files_of(voice)
         consent = consent_of(lib, voice)
+        stored = _own_bytes(voice, model, base)
     data = {
         "name": voice.name,
         "backend": voice.backend,
@@ -249,11 +251,20 @@ def voices_show(name: str, as_json: bool) -> None:
         "files": [{"role": f.role, "path": f.path, "sha256": f.sha256, "size": f.size}
                   for f in files],
         "conditioning": shapes,
+        "stored": stored,
     }
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+
+
+def _own_bytes(voice: Voice, model: Model, base: Base) -> dict[str, Any]:
+    """What the voice adds to the store beyond its base: its model's other files and its own, by role."""
+    base_blobs = {f.sha256 for f in base.files}
+    own = {f.role: f.size for f in model.files if f.sha256 not in base_blobs}
+    own.update({f"voice:{f.role}": f.size for f in voice.files})
+    return {"bytes": sum(own.values()), "files": own}
 
 
 @voices_group.command("add")

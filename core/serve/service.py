@@ -3,11 +3,13 @@ queue in front of a fixed number of synthesis workers, and requests that stop wh
 
 Every request runs core's speech workflow (:func:`tts_host.synthesis.plan_speech`, then the backend's
 ``synthesize``) in a worker thread with that thread's own library connection. A model's components
-are built from a folder materialised once, and one request at a time speaks with them.
+are built from a folder materialised once, and one request at a time speaks with them; LoRA voices on
+one base share it, each request switching in its voice's adapter.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import threading
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from tts_host.composition import Components
     from tts_host.host import PluginHost
     from tts_host.speakers.library import Library
+    from tts_host.speakers.records import Model
     from tts_host.synthesis import SpeechPlan
 
 
@@ -38,17 +41,58 @@ class Cancelled(TTSHostError):
     """The client went away: the synthesis stopped."""
 
 
+ADAPTERS_PER_MODEL = 32
+"""LoRA adapters kept loaded on one base (the least recently used dropped first)."""
+
+
 @dataclass
 class LoadedModel:
-    """A materialised model folder and the components built from it; ``lock`` lets one request speak at a time."""
+    """A materialised model folder and the components built from it; ``lock`` lets one request speak at a time.
+
+    For LoRA voices the folder holds the base alone and ``adapters`` (adapter name -> its
+    materialised files, least recently used first) the voices' adapters loaded on it.
+    """
 
     folder: Path
     components: Components
     lock: threading.Lock = field(default_factory=threading.Lock)
+    adapters: OrderedDict[str, Path] = field(default_factory=OrderedDict)
+
+    def speak_through(self, library: Library, backend: Backend, model: Model) -> None:
+        """Make the acoustic model speak through ``model``'s adapter, or its base alone (hold ``lock``)."""
+        from tts_host.interfaces import AdapterSwitching
+
+        adapter = backend.adapter_of(model)
+        acoustic = self.components["acoustic_model"]
+        if not isinstance(acoustic, AdapterSwitching):
+            if adapter:
+                raise TTSHostError(f"backend '{backend.name}' declares LoRA adapter files but its acoustic model "
+                                   f"cannot switch adapters (tts_host.interfaces.AdapterSwitching)")
+            return
+        if not adapter:
+            acoustic.use_adapter(None)
+            return
+        name = hashlib.sha256("".join(sorted(f.sha256 for f in model.files if f.role in adapter)).encode()).hexdigest()
+        name = f"adapter-{name[:16]}"
+        if name not in self.adapters:
+            folder = self.folder.parent / name
+            shutil.rmtree(folder, ignore_errors=True)
+            library.materialise(model, folder, roles=set(adapter))
+            self.adapters[name] = folder
+            while len(self.adapters) > ADAPTERS_PER_MODEL:
+                dropped, dropped_folder = self.adapters.popitem(last=False)
+                acoustic.drop_adapter(dropped)
+                shutil.rmtree(dropped_folder, ignore_errors=True)
+        self.adapters.move_to_end(name)
+        acoustic.use_adapter(name, self.adapters[name])
 
 
 class LoadedModels:
-    """At most ``capacity`` loaded models, the least recently used evicted first."""
+    """At most ``capacity`` loaded models, the least recently used evicted first.
+
+    Models that differ only in their LoRA adapter (:attr:`tts_host.backend.Backend.adapter_roles`)
+    are one loaded model: the base is built once and each voice's adapter switched in per request.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(1, capacity)
@@ -57,16 +101,17 @@ class LoadedModels:
         self._root = Path(tempfile.mkdtemp(prefix="tts-host-serve-"))
 
     def get(self, library: Library, backend: Backend, plan: SpeechPlan) -> LoadedModel:
-        """The loaded model of ``plan`` (materialised and built on first use)."""
+        """The loaded model of ``plan``'s base (materialised and built on first use); see the class docstring."""
         from tts_host.synthesis import built_components
 
-        key = (backend.name, plan.model.label, tuple(sorted(plan.chosen.items())))
+        shared = [f for f in plan.model.files if f.role not in backend.adapter_roles]
+        key = (backend.name, tuple(sorted((f.role, f.sha256) for f in shared)), tuple(sorted(plan.chosen.items())))
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
             folder = Path(tempfile.mkdtemp(dir=self._root))
-            library.materialise(plan.model, folder / "model")
+            library.materialise(plan.model, folder / "model", roles={f.role for f in shared})
             loaded = LoadedModel(folder / "model", built_components(backend, folder / "model", plan.chosen))
             self._models[key] = loaded
             while len(self._models) > self.capacity:
@@ -161,6 +206,7 @@ class SpeechService:
                 on_chunk(audio, rate[0] if rate else 0)
 
         with loaded.lock:
+            loaded.speak_through(library, backend, plan.model)
             backend.check_speech(loaded.folder, plan.voice, request)
             rate.append(_output_rate(loaded.components))
             streaming = backend.streams

@@ -62,16 +62,18 @@ class BestTracker:
 
         return load_state(self.path)
 
-    def restore_into(self, module: Any) -> None:
-        """Copy the best weights into ``module`` in place (from disk one tensor at a time when kept there)."""
+    def restore_into(self, targets: dict[str, Any]) -> None:
+        """Copy the best weights into the live tensors ``targets`` (a ``state_dict()``, or the trainable part of one)
+        in place, from disk one tensor at a time when kept there."""
         if self.best_step is None:
             raise ValueError("no weights were offered yet")
         if self.path is None:
-            module.load_state_dict(self._state)
+            for key, value in self._state.items():
+                targets[key].copy_(value)
             return
         from tts_host.training.state import copy_state_into
 
-        copy_state_into(self.path, module.state_dict())
+        copy_state_into(self.path, targets)
 
     def as_dict(self) -> dict[str, Any]:
         """For a resumable state (the weights themselves only when kept in memory)."""

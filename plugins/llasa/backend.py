@@ -14,7 +14,7 @@ from tts_host.errors import TTSHostError, ValidationError
 from tts_host.plugins.llasa import ADAPTER_DIR, SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from tts_host.speakers.records import Model, Voice
+    from tts_host.speakers.records import Voice
     from tts_host.composition import Components
     from tts_host.training.job import TrainingJob, TrainingRun
 
@@ -54,6 +54,7 @@ class LlasaBackend(Backend):
     sampling_zero_means_off = True
     streams = True
     speech_roles = ("text_encoder", "acoustic_model", "vocoder")
+    adapter_roles = ("adapter_config", "adapter_weights")
 
     def init_base(self, preset: str, out_dir: Path, *, seed: int = 0) -> Path:
         """A base folder (``model/`` + ``codec/``) with random weights and a locally built tokenizer."""
@@ -94,15 +95,9 @@ class LlasaBackend(Backend):
                     raise ValidationError("model/config.json" if key in ARCHITECTURE_KEYS else "model/tokenizer.json",
                                           f"{key} {expected} (as the base)", f"{key} {actual.get(key)}")
         if (folder / ADAPTER_DIR).exists():
-            from tts_host.plugins.llasa.lora import validate_adapter
+            from tts_host.lora import validate_adapter
 
             validate_adapter(folder / ADAPTER_DIR)
-
-    def check_start(self, model: Model, settings: Any) -> None:
-        """A LoRA checkpoint continues only as LoRA (``--lora``)."""
-        if settings.lora_rank is None and any(f.role == "adapter_weights" for f in model.files):
-            raise TTSHostError(f"{model.label} is a LoRA checkpoint: continue it with --lora, or fine-tune its "
-                               f"base (or a full checkpoint) for a full fine-tune")
 
     def training_run(self, job: TrainingJob) -> TrainingRun:
         """Train the LM of ``job``'s components (full or LoRA) on speaker-tagged rows."""

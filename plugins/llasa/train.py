@@ -44,7 +44,7 @@ class FinetuneSettings:
     save_every: int = 0
 
     def __post_init__(self) -> None:
-        from tts_host.plugins.llasa.lora import check_rank
+        from tts_host.lora import check_rank
 
         if self.lora_rank is not None:
             check_rank(self.lora_rank)

@@ -9,7 +9,7 @@ coqui's ``Xtts.get_gpt_cond_latents`` computes it, with this GPT (so it follows 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -17,7 +17,12 @@ from tts_host.errors import TTSHostError
 from tts_host.plugins.xtts import SAMPLE_RATE
 from tts_host.plugins.xtts.model import load_gpt, load_tensor_file, quiet_transformers, read_config
 from tts_host.plugins.xtts.files import FILES
+from tts_host.plugins.xtts.lora import folder_adapter
 
+if TYPE_CHECKING:
+    from peft import LoraConfig
+
+FOLDER_ADAPTER = "folder"  # the name of the adapter a LoRA voice's own model folder holds
 MIN_REFERENCE_SAMPLES = SAMPLE_RATE // 3  # coqui: 0.33 s
 
 
@@ -37,6 +42,35 @@ class GptAcousticModel:
         self.code_stride_len = int(self.gpt.code_stride_len)
         self.max_audio_tokens = int(self.gpt.max_gen_mel_tokens)
         self._ready_for_inference = False
+        self.adapter: str | None = None
+        """The LoRA adapter speech goes through (``None``: the GPT itself)."""
+        self.adapter_configs: dict[str, LoraConfig] = {}
+        """Every loaded adapter's peft config, by name."""
+        adapter = folder_adapter(folder)
+        if adapter is not None:
+            self.use_adapter(FOLDER_ADAPTER, adapter)
+
+    def use_adapter(self, name: str | None, folder: Path | None = None) -> None:
+        """Speak through LoRA adapter ``name``, loaded from ``folder`` (a model folder or the adapter's own) the
+        first time; ``None``: the GPT alone. The GPT's own weights never change, so switching is exact."""
+        from tts_host import lora
+
+        if name is not None and name not in lora.loaded_adapters(self.gpt):
+            if folder is None:
+                raise TTSHostError(f"LoRA adapter {name!r} is not loaded and no folder was given")
+            self._drop_inference_wrapper()  # it holds the layers the adapter replaces, under names of its own
+            self.adapter_configs[name] = lora.load_adapter(self.gpt, folder_adapter(Path(folder)) or Path(folder), name)
+        lora.activate(self.gpt, name)
+        self.adapter = name
+
+    def drop_adapter(self, name: str) -> None:
+        """Unload adapter ``name`` (speech goes through the GPT alone if it was the one in use)."""
+        from tts_host import lora
+
+        if name == self.adapter:
+            self.use_adapter(None)
+        lora.remove_adapter(self.gpt, name)
+        self.adapter_configs.pop(name, None)
 
     @property
     def codes_per_second(self) -> float:
@@ -70,6 +104,14 @@ class GptAcousticModel:
                                   else self.gpt.get_style_emb(mel.to(self.device)))
             latent = torch.stack(embeddings).mean(dim=0).transpose(1, 2)
         return latent.float().cpu().numpy()
+
+    def _drop_inference_wrapper(self) -> None:
+        """Undo ``init_gpt_for_inference``'s aliases of the GPT's layers; the next speech builds them again."""
+        if hasattr(self.gpt, "gpt_inference"):
+            del self.gpt.gpt_inference
+        if getattr(self.gpt.gpt, "wte", None) is self.gpt.mel_embedding:
+            del self.gpt.gpt.wte
+        self._ready_for_inference = False
 
     def _prepare_inference(self) -> None:
         if not self._ready_for_inference:

@@ -29,6 +29,7 @@ class XttsBackend(Backend):
     sampling_options = frozenset({"temperature", "top_p", "top_k", "repetition_penalty"})
     streams = True
     speech_roles = ("text_encoder", "acoustic_model", "vocoder")
+    adapter_roles = ("lora_config", "lora_weights")
 
     def init_base(self, preset: str, out_dir: Path, *, seed: int = 0) -> Path:
         """A published-layout XTTS folder with random weights (it speaks noise until trained)."""

@@ -15,6 +15,10 @@ FILE_ROLES = [
     FileRole("gpt", "gpt.safetensors", required=False, description="fine-tuned GPT weights (checkpoints)"),
     FileRole("speakers", "speakers.safetensors", required=False,
              description="conditioning of every speaker a checkpoint serves"),
+    FileRole("lora_config", "lora/adapter_config.json", required=False,
+             description="LoRA adapter config (peft) of a LoRA voice"),
+    FileRole("lora_weights", "lora/adapter_model.safetensors", required=False,
+             description="LoRA adapter weights (peft), applied on top of the GPT"),
 ]
 
 FILES: dict[str, str] = {role.role: role.path for role in FILE_ROLES}

@@ -4,28 +4,34 @@ The workflow in core (:mod:`tts_host.training.workflow`) does everything else. H
 encoder tokenises every clip and the codec (the frozen DVAE) gives its audio codes once, through
 the feature cache, before the codec is released; the speaker encoder and the acoustic model give
 the new speaker's conditioning, and the speaker encoder is released; the acoustic model's GPT
-trains (the vocoder component is not built);
-saving recomputes every speaker's conditioning latent with the trained GPT and writes
-``gpt.safetensors`` and the speakers file.
+trains (the vocoder component is not built): all of it, or with ``--lora`` an adapter on its
+frozen weights (:mod:`tts_host.plugins.xtts.lora`). Saving a full fine-tune recomputes every
+speaker's conditioning latent with the trained GPT and writes ``gpt.safetensors`` and the
+speakers file; saving a LoRA fine-tune writes the adapter alone.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from tts_host.errors import TTSHostError
 from tts_host.oserrors import disk_full_errors
-from tts_host.plugins.xtts.acoustic import GptAcousticModel
+from tts_host.plugins.xtts.acoustic import FOLDER_ADAPTER, GptAcousticModel
 from tts_host.plugins.xtts.components import BpeTextEncoder
 from tts_host.plugins.xtts.features import Collator, ItemBuilder, TrainItem
 from tts_host.plugins.xtts.speakers_file import FILE as SPEAKERS_FILE
 from tts_host.plugins.xtts.speakers_file import read_speakers, write_speakers
-from tts_host.plugins.xtts.training import evaluate_items, train_gpt
+from tts_host.plugins.xtts.lora import ADAPTER_DIR, lora_config
+from tts_host.plugins.xtts.training import FinetuneSettings, evaluate_items, train_gpt
 from tts_host.training.clips import ClipRef
 from tts_host.training.job import TrainedModel, TrainingJob
 from tts_host.training.report import TrainingLog
 from tts_host.plugins.xtts.files import FILES
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 REFERENCE_SECONDS = 6.0  # conditioning audio gathered from a speaker's longest training clips
 
@@ -57,6 +63,7 @@ class XttsTrainingRun:
         self.gpt = self.acoustic.gpt
         self.collator = Collator(self.acoustic.mel_stats)
         self.settings = job.settings
+        self.lora = _prepare_lora(self.acoustic, job.settings)
 
     def _items(self, clips: Sequence[ClipRef]) -> list[TrainItem]:
         missing = [c for c in clips if c.id + c.sha256 not in self.items]
@@ -78,11 +85,15 @@ class XttsTrainingRun:
                            on_step=job.on_step, context=job.context)
         self.gpt_state = result.gpt_state
         self.gpt.eval()
+        extra = {"lora_rank": self.lora.r, "lora_targets": list(self.settings.lora_targets)} if self.lora else {}
         return TrainingLog([loss for _, loss in result.train_losses], result.steps, result.resumed_from,
-                           result.best_step, result.log_png)
+                           result.best_step, result.log_png, extra)
 
     def save(self, out_dir: Path) -> TrainedModel:
-        """``gpt.safetensors`` and the speakers file (every speaker's latent from the trained GPT)."""
+        """``gpt.safetensors`` and the speakers file (every speaker's latent from the trained GPT); for LoRA the
+        adapter alone (the GPT, its conditioning encoder and so every other voice's latent stay the start's)."""
+        if self.lora is not None:
+            return self._save_adapter(Path(out_dir))
         from safetensors.torch import save_file
 
         speakers = read_speakers(self.job.start_dir / SPEAKERS_FILE)
@@ -102,6 +113,43 @@ class XttsTrainingRun:
             raise
         return TrainedModel({"gpt": out_dir / FILES["gpt"], "speakers": out_dir / SPEAKERS_FILE},
                             self.conditioning, list(self.references))
+
+
+    def _save_adapter(self, out_dir: Path) -> TrainedModel:
+        from tts_host.lora import save_adapter
+
+        shutil.rmtree(out_dir, ignore_errors=True)
+        try:
+            with disk_full_errors(out_dir):
+                written = save_adapter(self.gpt, self.lora, self.acoustic.adapter, out_dir / ADAPTER_DIR)
+        except BaseException:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        return TrainedModel({"lora_config": written["config"], "lora_weights": written["weights"]},
+                            self.conditioning, list(self.references))
+
+
+def _prepare_lora(acoustic: GptAcousticModel, settings: FinetuneSettings) -> LoraConfig | None:
+    """For ``--lora``: the start's adapter continued (a LoRA voice's model), else a fresh one on the frozen GPT.
+
+    Returns the adapter's config, or ``None`` for a full fine-tune.
+    """
+    from tts_host import lora
+
+    if settings.lora_rank is None:
+        return None
+    gpt = acoustic.gpt
+    if acoustic.adapter is not None:  # the start is a LoRA voice: B's adapter starts as A's (A keeps its own)
+        config = acoustic.adapter_configs[acoustic.adapter]
+        if config.r != settings.lora_rank:
+            raise TTSHostError(f"the starting voice's LoRA adapter has rank {config.r}; continue it with "
+                               f"--lora {config.r} (got --lora {settings.lora_rank})")
+        lora.set_trainable(gpt, acoustic.adapter)
+        return config
+    config = lora_config(settings.lora_rank, settings.lora_alpha, settings.lora_dropout, settings.lora_targets)
+    lora.add_adapter(gpt, config, FOLDER_ADAPTER, trainable=True)
+    acoustic.adapter, acoustic.adapter_configs[FOLDER_ADAPTER] = FOLDER_ADAPTER, config
+    return config
 
 
 def _reference_clips(clips: Sequence[ClipRef]) -> list[Path]:

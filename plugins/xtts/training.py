@@ -33,13 +33,17 @@ from tts_host.training.settings import load_settings
 from tts_host.training.state import load_state, save_state
 
 
+FULL_LEARNING_RATE = 5e-6  # coqui's XTTS recipe
+LORA_LEARNING_RATE = 2e-4  # adapters start at zero and are small: they need larger steps
+
+
 @dataclass
 class FinetuneSettings:
     """Fine-tuning hyper-parameters (``--config FILE`` takes a YAML mapping of these keys)."""
 
     epochs: int = 10
     batch_size: int = 2  # clips per optimizer step, over all ranks together
-    learning_rate: float = 5e-6  # coqui's XTTS recipe
+    learning_rate: float | None = None  # None: 5e-6 for a full fine-tune (coqui's recipe), 2e-4 for LoRA
     weight_decay: float = 1e-2
     betas: tuple[float, float] = (0.9, 0.96)
     warmup_steps: int = 0
@@ -51,8 +55,20 @@ class FinetuneSettings:
     save_every: int = 25  # steps between resumable saves (also at every epoch end and on interrupt)
     max_steps: int = 0  # 0: run every epoch
     dropout: float | None = None  # the GPT's dropout rate while training (None: the model's own, 0.1 in XTTS v2)
+    lora_rank: int | None = None  # a LoRA adapter of this rank on the frozen GPT (None: a full fine-tune)
+    lora_alpha: float | None = None  # LoRA scaling numerator (None: 2 x rank)
+    lora_dropout: float = 0.0  # dropout on the adapter's input
+    lora_targets: tuple[str, ...] = ("attention", "mlp")  # of attention, mlp, embeddings, heads
 
     def __post_init__(self) -> None:
+        from tts_host.lora import check_rank
+        from tts_host.plugins.xtts.lora import check_targets
+
+        if self.learning_rate is None:
+            self.learning_rate = LORA_LEARNING_RATE if self.lora_rank is not None else FULL_LEARNING_RATE
+        if self.lora_rank is not None:
+            check_rank(self.lora_rank)
+        self.lora_targets = tuple(check_targets(self.lora_targets))
         problems = []
         if self.epochs < 1:
             problems.append(f"epochs must be at least 1 (got {self.epochs})")
@@ -62,6 +78,10 @@ class FinetuneSettings:
             problems.append(f"learning rate must be a positive finite number (got {self.learning_rate})")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            problems.append(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
+        if self.lora_alpha is not None and not 0 < self.lora_alpha < math.inf:
+            problems.append(f"lora_alpha must be a positive number (got {self.lora_alpha})")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if problems:
@@ -149,6 +169,7 @@ def train_gpt(
     device = pick_device(context)
     precision = precision_policy(settings.precision, device)
     speed_up_for_training(gpt)
+    kept = _kept_weights(gpt)
     if settings.dropout is not None:
         set_dropout(gpt, settings.dropout)
     seed_everything(settings.seed)
@@ -164,7 +185,7 @@ def train_gpt(
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                       lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
         parts = (optimizer, scheduler, precision, tracker, train_losses, heldout_losses)
-        resumed_from = _restore(state_dir, fingerprint, gpt, *parts) if resume else None
+        resumed_from = _restore(state_dir, fingerprint, kept(), *parts) if resume else None
         heldout_batches = [to_device(collator(list(heldout[i:i + settings.batch_size]), None), device)
                            for i in range(0, len(heldout), settings.batch_size)]
         logger = MetricLogger(log_dir, enabled=context.main)
@@ -202,19 +223,19 @@ def train_gpt(
                             heldout_losses.append((step, held))
                             logger.log(step, heldout_loss=held)
                             if context.main:
-                                tracker.offer(step, held, gpt.state_dict())
-                        _save(state_dir, fingerprint, step, gpt, *parts, context)
+                                tracker.offer(step, held, kept())
+                        _save(state_dir, fingerprint, step, kept(), *parts, context)
                     elif settings.save_every and step % settings.save_every == 0:
-                        _save(state_dir, fingerprint, step, gpt, *parts, context)
+                        _save(state_dir, fingerprint, step, kept(), *parts, context)
                     if on_step is not None and context.main:
                         on_step(step, len(plan), value)
             except KeyboardInterrupt:
-                _save(state_dir, fingerprint, step, gpt, *parts, context)
+                _save(state_dir, fingerprint, step, kept(), *parts, context)
                 raise
         png = logger.close()
         del optimizer, scheduler, parts  # free the optimizer state before the best weights are read back
         if context.main and tracker.best_step is not None and tracker.best_step != step:
-            tracker.restore_into(gpt)  # in place, one tensor at a time: no second copy of the weights
+            tracker.restore_into(kept())  # in place, one tensor at a time: no second copy of the weights
         broadcast_from_main(gpt.state_dict().values(), context)  # every rank ends with rank 0's choice
     return TrainResult(gpt.state_dict(), step, train_losses, heldout_losses, tracker.best_step, resumed_from, png)
 
@@ -251,6 +272,14 @@ def _backward(gpt: Any, collator: Collator, items: Sequence[TrainItem], step: in
     return settings.text_ce_weight * text + settings.mel_ce_weight * mel, text, mel
 
 
+def _kept_weights(gpt: Any) -> Callable[[], dict[str, Any]]:
+    """The live tensors a run saves and restores: every tensor of a full fine-tune, an adapter's alone for LoRA."""
+    from tts_host.lora import trainable_state
+
+    lora = any(not p.requires_grad for p in gpt.parameters())
+    return (lambda: trainable_state(gpt)) if lora else gpt.state_dict
+
+
 def set_dropout(gpt: Any, rate: float) -> None:
     """Every dropout of ``gpt`` (embeddings, residual branches, attention probabilities) at ``rate``."""
     from tts_host.training.dropout import Dropout
@@ -271,27 +300,31 @@ def _optimizer(gpt: Any, settings: FinetuneSettings) -> Any:
         return torch.optim.AdamW(params, foreach=True, **options)
 
 
-def _save(folder: Path, fingerprint: str, step: int, gpt: Any, optimizer: Any, scheduler: Any, precision: Precision,
-          tracker: BestTracker, train_losses: list, heldout_losses: list, context: Distributed) -> None:
+def _save(folder: Path, fingerprint: str, step: int, weights: dict[str, Any], optimizer: Any, scheduler: Any,
+          precision: Precision, tracker: BestTracker, train_losses: list, heldout_losses: list,
+          context: Distributed) -> None:
     if not context.main:
         return
     save_state(folder, {
-        "fingerprint": fingerprint, "step": step, "gpt": gpt.state_dict(), "optimizer": optimizer.state_dict(),
+        "fingerprint": fingerprint, "step": step, "gpt": weights, "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "precision": precision.state_dict(), "best": tracker.as_dict(),
         "rng": capture_rng(), "train_losses": [list(x) for x in train_losses],
         "heldout_losses": [list(x) for x in heldout_losses],
     })
 
 
-def _restore(folder: Path, fingerprint: str, gpt: Any, optimizer: Any, scheduler: Any, precision: Precision,
-             tracker: BestTracker, train_losses: list, heldout_losses: list) -> int:
+def _restore(folder: Path, fingerprint: str, weights: dict[str, Any], optimizer: Any, scheduler: Any,
+             precision: Precision, tracker: BestTracker, train_losses: list, heldout_losses: list) -> int:
     if not (Path(folder) / "state.json").is_file():
         raise TTSHostError("there is no interrupted run of this fine-tune to resume (run it without --resume)")
     saved = load_state(folder)
     if saved["fingerprint"] != fingerprint:
         raise TTSHostError("the interrupted run used other data, settings or starting model: "
                            "run without --resume to start again")
-    gpt.load_state_dict(saved["gpt"])
+    if set(saved["gpt"]) != set(weights):
+        raise TTSHostError("the interrupted run trained other weights: run without --resume to start again")
+    for key, value in saved["gpt"].items():
+        weights[key].copy_(value)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     precision.load_state_dict(saved.get("precision", {}))

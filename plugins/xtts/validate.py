@@ -55,6 +55,8 @@ def validate_folder(folder: Path, architecture: Mapping[str, Any] | None = None,
     if (folder / FILES["gpt"]).is_file():
         expected_gpt = {k[len("gpt."):]: v for k, v in expected_model.items() if k.startswith("gpt.")}
         _check_gpt(folder / FILES["gpt"], expected_gpt, subject)
+    if (folder / FILES["lora_config"]).exists() or (folder / FILES["lora_weights"]).exists():
+        _check_adapter(folder, expected_model)
     dim = config["model_args"]["gpt_n_model_channels"]
     if (folder / FILES["speakers_xtts"]).is_file():
         _check_speakers_pth(folder / FILES["speakers_xtts"], dim, config["model_args"].get("d_vector_dim", 512), subject)
@@ -185,6 +187,15 @@ def _check_model(path: Path, expected: dict[str, tuple], subject: str) -> None:
     if isinstance(state, dict):
         state = normalise_model_state(state)
     _check_state(path.name, state, expected, subject)
+
+
+def _check_adapter(folder: Path, expected_model: dict[str, tuple]) -> None:
+    """A LoRA voice's adapter: a LoRA config, finite lora tensors of its rank on layers this GPT has."""
+    from tts_host.lora import validate_adapter
+
+    layers = {key[len("gpt."):-len(".weight")]: shape for key, shape in expected_model.items()
+              if key.startswith("gpt.") and key.endswith(".weight")}
+    validate_adapter(folder / Path(FILES["lora_weights"]).parent, layers)
 
 
 def _check_gpt(path: Path, expected: dict[str, tuple], subject: str) -> None:
