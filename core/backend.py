@@ -81,6 +81,8 @@ class Backend(ABC):
     """Whether its speech can stream (``--stream``)."""
     speeds: ClassVar[bool] = False
     """Whether its speech takes a speaking rate (``--speed``)."""
+    speech_precisions: ClassVar[frozenset[str]] = frozenset({"fp32"})
+    """The :data:`~tts_host.contract.SPEECH_PRECISIONS` its speech computes in (``--precision``)."""
     settings_class: ClassVar[str | None] = None
     """Import path (``module:Class``) of its fine-tune settings dataclass: the ``--config`` keys and defaults."""
     speech_roles: ClassVar[tuple[str, ...]] = ()

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-import numpy as np
-
 from tts_host.errors import TTSHostError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tts_host.consent import Consent
     from tts_host.speakers.records import Checkpoint, Voice
 
@@ -23,6 +23,9 @@ ProgressCallback = Callable[[int, int, float], None]
 """Called after every optimizer step with ``(step, total_steps, loss)``."""
 
 SAMPLING_OPTIONS: tuple[str, ...] = ("temperature", "top_p", "top_k", "repetition_penalty", "max_length")
+SPEECH_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
+"""What speech may compute in: ``bf16`` autocast, ``int8`` dynamically quantised weights (CPU); each backend
+speaks in some of them (:attr:`tts_host.backend.Backend.speech_precisions`)."""
 
 
 def parse_component_choices(items: Sequence[str] | Mapping[str, str], source: str) -> dict[str, str]:
@@ -44,6 +47,13 @@ def parse_component_choices(items: Sequence[str] | Mapping[str, str], source: st
             raise TTSHostError(f"{source}: role '{role}' chosen twice ({chosen[role]}, {name})")
         chosen[role] = name
     return chosen
+
+
+def check_precision(precision: object, source: str) -> str:
+    """``precision`` if it is one of :data:`SPEECH_PRECISIONS`; anything else is a one-line error naming ``source``."""
+    if precision not in SPEECH_PRECISIONS:
+        raise TTSHostError(f"{source} must be one of {', '.join(SPEECH_PRECISIONS)}, got {precision!r}")
+    return str(precision)
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class SpeakRequest:
 
     ``sampling`` holds any of :data:`SAMPLING_OPTIONS` (unset: the model's defaults); a backend
     that does not take an option refuses it. ``on_chunk`` receives streamed audio as it is made.
+    ``precision`` is one of :data:`SPEECH_PRECISIONS`; ``None`` means the voice's own default, else fp32
+    (core's speech workflow resolves it before a backend sees the request).
     """
 
     voice: str
@@ -97,7 +109,7 @@ class SpeakRequest:
     language: str | None = None
     stream: bool = False
     seed: int = 0
-    precision: str = "fp32"
+    precision: str | None = None
     sampling: Mapping[str, float | int] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
     on_chunk: Callable[[np.ndarray], None] | None = None
@@ -108,8 +120,8 @@ class SpeakRequest:
         if unknown:
             raise TTSHostError(f"unknown sampling option(s) {', '.join(unknown)} "
                                f"(known: {', '.join(SAMPLING_OPTIONS)})")
-        if self.precision not in ("fp32", "bf16"):
-            raise TTSHostError(f"speech precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision is not None:
+            check_precision(self.precision, "--precision")
         if not 0.25 <= self.speed <= 4.0:
             raise TTSHostError(f"--speed must be between 0.25 and 4.0, got {self.speed}")
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+PEFT_MODEL_PREFIX = "base_model.model."  # what peft's PeftModel.save_pretrained puts before the module's own names
 
 
 def check_rank(rank: object) -> int:
@@ -64,7 +65,8 @@ def load_adapter(module: torch.nn.Module, folder: Path, name: str, *, trainable:
     validate_adapter(folder)
     config = LoraConfig.from_pretrained(str(folder))
     add_adapter(module, config, name, trainable=trainable)
-    weights = load_file(str(folder / ADAPTER_WEIGHTS))
+    stored = load_file(str(folder / ADAPTER_WEIGHTS))
+    weights = {key.removeprefix(PEFT_MODEL_PREFIX): tensor for key, tensor in stored.items()}
     result = set_peft_model_state_dict(module, weights, adapter_name=name)
     missing = [key for key in result.missing_keys if f".{name}." in key or key.endswith(f".{name}")]
     if missing or result.unexpected_keys:

@@ -91,7 +91,7 @@ def evaluate(library: Library, host: PluginHost, name: str, similarity: SpeakerS
     with library.materialised(model) as folder:
         components = built_components(backend, folder, plan.chosen)
         for text in texts:
-            request = SpeakRequest(name, text, Path("-"), seed=seed)
+            request = SpeakRequest(name, text, Path("-"), seed=seed, precision=plan.request.precision)
             backend.check_speech(folder, plan.voice, request)
             started = time.perf_counter()
             speech = backend.synthesize(components, plan.conditioning, plan.voice, request)

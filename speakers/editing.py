@@ -276,6 +276,27 @@ class Editing(LibraryParts):
         self._store(staged, write)
         return self.voice(voice.name)
 
+    def set_voice_file(self, name: str, role: str, path: str, source: Path) -> Voice:
+        """Store ``source`` as voice ``name``'s own file ``role`` at ``path`` (e.g. its speech settings), replacing
+        the file it had in that role; one transaction, the voice's other files as they are then."""
+        voice = self.voice(name)
+        check_relative_path(path, f"voice file role '{role}'")
+        staged = self.blobs.stage_file(Path(source))
+        entry = FileEntry(role, path, staged.sha256, staged.size)
+
+        def write(conn: sqlite3.Connection) -> None:
+            old = _still_there(conn, "voices", voice.id, voice.label)
+            files = [f for f in self._manifest(old) if f.role != role]
+            if any(f.path == path for f in files):
+                raise TTSHostError(f"{voice.label} already has a file at {path} (role '{role}' cannot go there)")
+            manifest_id = self._insert_manifest(conn, [*files, entry])
+            conn.execute("UPDATE voices SET manifest_id = ? WHERE id = ?", (manifest_id, voice.id))
+            conn.execute("DELETE FROM manifests WHERE id = ?", (old,))
+            journal_record(self.journal, conn, "voices", voice.id)
+
+        self._store([staged], write)
+        return self.voice(voice.name)
+
     def rename_voice(self, old: str, new: str) -> Voice:
         """Give a voice a new name."""
         new = check_name(new, "voice")

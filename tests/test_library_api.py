@@ -11,7 +11,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from library_backend import PRESETS, finetune_weights, write_model
-from library_fixtures import base, base_folder, clone, embedding, lib  # noqa: F401  (fixtures)
+from library_fixtures import base, base_folder, clone, embedding, lib, toy_host  # noqa: F401  (fixtures)
 from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers import InvalidNameError, Library
 from tts_host.speakers.db import SCHEMA_VERSION
@@ -251,6 +251,26 @@ def test_a_voice_moves_to_a_later_sequential_checkpoint(lib, base, base_folder, 
         lib.set_voice_model("a", other_base)
     lib.gc()
     assert lib.verify(deep=True) == []
+
+
+def test_a_voice_file_is_replaced_in_one_transaction_and_kept_by_the_journal(lib, base, tmp_path, tts_home):
+    from tts_host.speakers.recovery import recover
+
+    lib.add_voice("a", "toy", base, embedding(1))
+    for value in ("first", "second"):
+        (tmp_path / "s.json").write_text(value, encoding="utf-8")
+        voice = lib.set_voice_file("a", "speech", "speech.json", tmp_path / "s.json")
+    files = {f.role: f for f in voice.files}
+    assert set(files) == {"conditioning", "speech"} and lib.blob_path(files["speech"].sha256).read_text() == "second"
+    with pytest.raises(TTSHostError, match="already has a file at conditioning.safetensors"):
+        lib.set_voice_file("a", "other", "conditioning.safetensors", tmp_path / "s.json")
+    with pytest.raises(TTSHostError, match="not a plain relative path"):
+        lib.set_voice_file("a", "speech", "../speech.json", tmp_path / "s.json")
+    assert lib.voice("a").files == voice.files  # the refusals changed nothing
+    lib.close()
+    recover(tts_home / "library", force=True)  # the journal has the new file too
+    with Library(tts_home, host=toy_host()) as rebuilt:
+        assert rebuilt.voice("a").files == voice.files and rebuilt.verify(deep=True) == []
 
 
 def test_materialise_copies_where_hard_links_are_impossible(lib, base, tmp_path, monkeypatch):

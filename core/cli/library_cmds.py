@@ -223,6 +223,7 @@ def voices_show(name: str, as_json: bool) -> None:
 
     from tts_host.consent import consent_of
     from tts_host.training.report import TRAINING_FIELDS
+    from tts_host.voice_settings import speech_settings
 
     from tts_host.speakers import Checkpoint
 
@@ -234,7 +235,7 @@ def voices_show(name: str, as_json: bool) -> None:
         conditioning = next((f for f in voice.files if f.role == "conditioning"), None)
         shapes = _safetensors_shapes(lib.blob_path(conditioning.sha256)) if conditioning else {}
         files = lib.files_of(voice)
-        consent = consent_of(lib, voice)
+        consent, speech = consent_of(lib, voice), speech_settings(lib, voice)
         stored = _own_bytes(voice, model, base)
     data = {
         "name": voice.name,
@@ -242,6 +243,7 @@ def voices_show(name: str, as_json: bool) -> None:
         "language": voice.language,
         "notes": voice.notes,
         "consent": consent,
+        "speech": speech or None,
         "created": _when(voice.created),
         "model": model.label,
         "training": {key: lineage[-1].metrics.get(key) for key in TRAINING_FIELDS} if lineage else None,

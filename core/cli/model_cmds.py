@@ -105,10 +105,13 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
 @click.option("--max-length", type=int, default=None, help="Longest token sequence (prompt included; sovits: new semantic tokens per sentence).")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Speaking rate, 0.25-4.0 (backends that take it: sovits).")
+@click.option("--precision", default=None, metavar="fp32|bf16|int8",
+              help="Compute in fp32, bf16 (autocast) or int8 (quantised, CPU) where the backend can "
+                   "(default: the voice's own, `voices set`, else fp32).")
 @click.option("--component", "components", multiple=True, metavar="ROLE=NAME", help=COMPONENT_HELP)
 def speak_command(voice: str, text: str, out: Path, language: str | None, stream: bool, seed: int,
                   temperature: float | None, top_p: float | None, top_k: int | None,
-                  repetition_penalty: float | None, max_length: int | None, speed: float,
+                  repetition_penalty: float | None, max_length: int | None, speed: float, precision: str | None,
                   components: tuple[str, ...]) -> None:
     """Synthesise speech with a voice from the library (long texts a sentence at a time)."""
     import dataclasses
@@ -119,7 +122,7 @@ def speak_command(voice: str, text: str, out: Path, language: str | None, stream
     given = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "repetition_penalty": repetition_penalty,
              "max_length": max_length}
     request = SpeakRequest(voice, text, out, language=language, stream=stream, seed=seed, speed=speed,
-                           sampling={k: v for k, v in given.items() if v is not None},
+                           precision=precision, sampling={k: v for k, v in given.items() if v is not None},
                            components=parse_component_choices(components, "--component"))
     with open_library() as library:
         backend = _backend(library.voice(voice).backend)

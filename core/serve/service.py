@@ -195,6 +195,7 @@ class SpeechService:
         library = self.library()
         backend = self.backend(library.voice(request.voice).backend)
         plan = plan_speech(backend, library, request)
+        request = plan.request  # its precision resolved (the voice's default when the request names none)
         loaded = self.models.get(library, backend, plan)
         rate: list[int] = []
 

@@ -53,6 +53,7 @@ class LlasaBackend(Backend):
     sampling_options = frozenset(SAMPLING_OPTIONS)
     sampling_zero_means_off = True
     streams = True
+    speech_precisions = frozenset({"fp32", "int8"})
     speech_roles = ("text_encoder", "acoustic_model", "vocoder")
     adapter_roles = ("adapter_config", "adapter_weights")
 
@@ -106,11 +107,12 @@ class LlasaBackend(Backend):
         return LlasaTrainingRun(job)
 
     def check_speech(self, folder: Path, voice: Voice, request: SpeakRequest) -> None:
-        """Refuse what Llasa speech cannot use: a language (its tokenizer reads any text) and bf16."""
+        """Refuse what Llasa speech cannot use: a language (its tokenizer reads any text), int8 off the CPU."""
         if request.language:
             raise TTSHostError("backend 'llasa' does not take --language: its tokenizer reads the text as written")
-        if request.precision != "fp32":
-            raise TTSHostError(f"backend 'llasa' speaks in fp32 only (got precision {request.precision})")
+        if request.precision == "int8" and self.speech_device() != "cpu":
+            raise TTSHostError(f"int8 speech runs on the CPU only and this backend speaks on {self.speech_device()}: "
+                               "use fp32, or TTS_HOST_DEVICE=cpu")
 
     def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Voice,
                    request: SpeakRequest) -> Speech:

@@ -58,6 +58,7 @@ class LlasaLanguageModel:
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder / MODEL_DIR)
         self.layout = SpeechLayout.from_tokenizer(self.tokenizer, source=f"tokenizer {self.folder / MODEL_DIR}")
         self._model: Any = None
+        self._int8: Any = None
 
     @property
     def adapter(self) -> Path | None:
@@ -73,6 +74,19 @@ class LlasaLanguageModel:
 
             self._model = load_lm(self.folder / MODEL_DIR, self.adapter, merge=True).to(self.device).eval()
         return self._model
+
+    def speech_model(self, precision: str | None = "fp32") -> Any:
+        """:attr:`model`, or for ``int8`` an int8 copy of it, made once (:func:`tts_host.quantisation.int8_copy`;
+        CPU only)."""
+        if precision != "int8":
+            return self.model
+        if str(self.device) != "cpu":
+            raise TTSHostError(f"int8 speech runs on the CPU only (this model is on {self.device}): use fp32")
+        if self._int8 is None:
+            from tts_host.quantisation import int8_copy
+
+            self._int8 = int8_copy(self.model)
+        return self._int8
 
     def trainable(self, lora_rank: int | None, lora_alpha: int | None = None) -> Any:
         """The LM ready to train: full, a fresh LoRA of ``lora_rank``, or the folder's own adapter continued."""
@@ -96,20 +110,24 @@ class LlasaLanguageModel:
         return get_peft_model(load_lm(self.folder / MODEL_DIR), lora_config(lora_rank, lora_alpha))
 
     def generate(self, text_tokens: Sequence[int], conditioning: Sequence[int] = (), *,
-                 sampling: Sampling | None = None, max_new_tokens: int | None = None) -> np.ndarray:
+                 sampling: Sampling | None = None, max_new_tokens: int | None = None,
+                 precision: str | None = "fp32") -> np.ndarray:
         """Speech codes continuing the prompt ``text_tokens`` + the ``conditioning`` codes (not returned).
 
-        ``sampling`` defaults to the model's generation config; at most ``max_new_tokens`` codes.
+        ``sampling`` defaults to the model's generation config; at most ``max_new_tokens`` codes;
+        ``precision`` ``int8`` samples from :meth:`speech_model`'s int8 copy.
         """
         from tts_host.plugins.llasa.generate import generate_codes
 
         prompt = list(text_tokens) + self.layout.token_ids(conditioning)
-        return generate_codes(self.model, self.layout, prompt, sampling, max_new_tokens=max_new_tokens)
+        return generate_codes(self.speech_model(precision), self.layout, prompt, sampling,
+                              max_new_tokens=max_new_tokens)
 
     def stream(self, text_tokens: Sequence[int], conditioning: Sequence[int] = (), *, sampling: Sampling,
-               max_new_tokens: int | None = None, chunk: int = 25) -> Iterator[np.ndarray]:
+               max_new_tokens: int | None = None, chunk: int = 25,
+               precision: str | None = "fp32") -> Iterator[np.ndarray]:
         """:meth:`generate`'s codes ``chunk`` at a time, as they are sampled."""
         from tts_host.plugins.llasa.generate import stream_codes
 
         prompt = list(text_tokens) + self.layout.token_ids(conditioning)
-        return stream_codes(self.model, self.layout, prompt, sampling, max_new_tokens, chunk)
+        return stream_codes(self.speech_model(precision), self.layout, prompt, sampling, max_new_tokens, chunk)

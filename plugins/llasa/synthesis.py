@@ -35,7 +35,8 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], r
     """16 kHz speech for ``request.text``, a sentence at a time with short pauses between.
 
     For each sentence (:func:`tts_host.speech.split_text`) the LM samples at most as many speech
-    tokens as it can need (:mod:`tts_host.speech`).
+    tokens as it can need (:mod:`tts_host.speech`). ``request.precision`` ``int8`` samples from an int8 copy of
+    the LM (CPU only); the codec's decoder stays fp32.
     """
     from tts_host.plugins.llasa.generate import Sampling
 
@@ -63,7 +64,8 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], r
                 request.on_chunk(pause(vocoder.sample_rate))
             parts = []
             for part in _streamed(vocoder, acoustic.stream(prompt, ref_codes, sampling=sampling, max_new_tokens=budget,
-                                                          chunk=STREAM_CHUNK_CODES), ref_codes):
+                                                          chunk=STREAM_CHUNK_CODES, precision=request.precision),
+                                  ref_codes):
                 first = first if first is not None else time.perf_counter() - started
                 parts.append(part)
                 if request.on_chunk is not None:
@@ -72,7 +74,8 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], r
                 raise TTSHostError(NO_SPEECH)
             pieces.append(np.concatenate(parts))
         else:
-            codes = acoustic.generate(prompt, ref_codes, sampling=sampling, max_new_tokens=budget)
+            codes = acoustic.generate(prompt, ref_codes, sampling=sampling, max_new_tokens=budget,
+                                      precision=request.precision)
             pieces.append(_decode(vocoder, codes, ref_codes))
         sampling = replace(sampling, seed=None)  # seeded once: later sentences continue the random stream
     return Speech(join_speech(pieces, vocoder.sample_rate), vocoder.sample_rate, first)

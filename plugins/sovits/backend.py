@@ -80,13 +80,11 @@ class SovitsBackend(Backend):
         return SovitsTrainingRun(job)
 
     def check_speech(self, folder: Path, voice: Voice, request: SpeakRequest) -> None:
-        """English or Chinese text; fp32 speech."""
+        """English or Chinese text (fp32 speech only: :attr:`speech_precisions`, checked by core)."""
         from tts_host.plugins.sovits.text.frontend import SUPPORTED_LANGUAGES, language_code
 
         if request.language is not None and language_code(request.language) not in SUPPORTED_LANGUAGES:
             raise TTSHostError(f"backend 'sovits' reads English (en) and Chinese (zh) text, not '{request.language}'")
-        if request.precision != "fp32":
-            raise TTSHostError(f"backend 'sovits' speaks in fp32 only (got precision {request.precision})")
 
     def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Voice,
                    request: SpeakRequest) -> Speech:

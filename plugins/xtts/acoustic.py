@@ -46,6 +46,8 @@ class GptAcousticModel:
         """The LoRA adapter speech goes through (``None``: the GPT itself)."""
         self.adapter_configs: dict[str, LoraConfig] = {}
         """Every loaded adapter's peft config, by name."""
+        self._int8: tuple[str | None, Any] | None = None
+        """The int8 copy of the GPT speech last used (:meth:`inference_gpt`) and the adapter merged into it."""
         adapter = folder_adapter(folder)
         if adapter is not None:
             self.use_adapter(FOLDER_ADAPTER, adapter)
@@ -71,6 +73,8 @@ class GptAcousticModel:
             self.use_adapter(None)
         lora.remove_adapter(self.gpt, name)
         self.adapter_configs.pop(name, None)
+        if self._int8 is not None and self._int8[0] == name:
+            self._int8 = None  # merged from the adapter just dropped: an adapter loaded later under its name is another
 
     @property
     def codes_per_second(self) -> float:
@@ -120,6 +124,28 @@ class GptAcousticModel:
                 self.gpt.eval()
             self._ready_for_inference = True
 
+    def inference_gpt(self, precision: str | None = "fp32") -> Any:
+        """The GPT speech samples from: :attr:`gpt` itself, or for ``int8`` a cached int8 copy of it
+        (:func:`tts_host.quantisation.int8_copy`: linear layers int8, the active LoRA adapter merged in; CPU only).
+
+        The copy is made once and again only when the adapter in use is another one.
+        """
+        if precision != "int8":
+            self._prepare_inference()
+            return self.gpt
+        if self.device.type != "cpu":
+            raise TTSHostError(f"int8 speech runs on the CPU only (this model is on {self.device}): use fp32 or bf16")
+        if self._int8 is None or self._int8[0] != self.adapter:
+            from tts_host.quantisation import int8_copy
+
+            self._prepare_inference()
+            quantised = int8_copy(self.gpt)
+            with quiet_transformers():
+                quantised.init_gpt_for_inference()  # its inference wrapper over the copy's own (int8) layers
+                quantised.eval()
+            self._int8 = (self.adapter, quantised)
+        return self._int8[1]
+
     def _inputs(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
         import torch
 
@@ -127,28 +153,29 @@ class GptAcousticModel:
         latent = torch.as_tensor(np.asarray(conditioning["gpt_cond_latent"]), dtype=torch.float32).to(self.device)
         return tokens, latent
 
-    def generate(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray], **sampling: Any) -> dict[str, np.ndarray]:
-        """``{"codes": (n,), "latents": (1, n, dim)}`` for one sentence.
+    def generate(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray], *, precision: str | None = "fp32",
+                 **sampling: Any) -> dict[str, np.ndarray]:
+        """``{"codes": (n,), "latents": (1, n, dim)}`` for one sentence (``precision`` ``int8``: :meth:`inference_gpt`).
 
         ``sampling``: transformers generation options (``temperature``, ``top_p``, ``top_k``,
         ``repetition_penalty``, ``length_penalty``, ``max_new_tokens``).
         """
         import torch
 
-        self._prepare_inference()
+        gpt = self.inference_gpt(precision)
         tokens, latent = self._inputs(text_tokens, conditioning)
         with torch.inference_mode(), quiet_transformers():
-            codes = self.gpt.generate(cond_latents=latent, text_inputs=tokens, do_sample=True, num_beams=1,
-                                      num_return_sequences=1, output_attentions=False, **sampling)
-            latents = self.gpt(tokens, torch.tensor([tokens.shape[-1]], device=self.device), codes,
-                               torch.tensor([codes.shape[-1] * self.code_stride_len], device=self.device),
-                               cond_latents=latent, return_attentions=False, return_latent=True)
+            codes = gpt.generate(cond_latents=latent, text_inputs=tokens, do_sample=True, num_beams=1,
+                                 num_return_sequences=1, output_attentions=False, **sampling)
+            latents = gpt(tokens, torch.tensor([tokens.shape[-1]], device=self.device), codes,
+                          torch.tensor([codes.shape[-1] * self.code_stride_len], device=self.device),
+                          cond_latents=latent, return_attentions=False, return_latent=True)
         return {"codes": codes[0].cpu().numpy(), "latents": latents.float().cpu().numpy()}
 
     def stream(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray], *, chunk_tokens: int = 20,
-               **sampling: Any) -> Iterator[np.ndarray]:
+               precision: str | None = "fp32", **sampling: Any) -> Iterator[np.ndarray]:
         """Latents ``(1, k, dim)`` as the GPT samples them: ``chunk_tokens`` codes first, then growing windows
-        (:func:`tts_host.streaming.window_sizes`)."""
+        (:func:`tts_host.streaming.window_sizes`); ``precision`` as for :meth:`generate`."""
         import torch
         from TTS.tts.layers.xtts.stream_generator import init_stream_support
 
@@ -156,13 +183,13 @@ class GptAcousticModel:
 
         init_stream_support()  # coqui's streaming generate (coqui's Xtts module does this when it is imported)
 
-        self._prepare_inference()
+        gpt = self.inference_gpt(precision)
         tokens, latent = self._inputs(text_tokens, conditioning)
         with torch.inference_mode(), quiet_transformers():
-            embeddings = self.gpt.compute_embeddings(latent, tokens)
-            generator = self.gpt.get_generator(fake_inputs=embeddings, do_sample=True, num_beams=1,
-                                               num_return_sequences=1, output_attentions=False,
-                                               output_hidden_states=True, return_dict_in_generate=True, **sampling)
+            embeddings = gpt.compute_embeddings(latent, tokens)
+            generator = gpt.get_generator(fake_inputs=embeddings, do_sample=True, num_beams=1,
+                                          num_return_sequences=1, output_attentions=False,
+                                          output_hidden_states=True, return_dict_in_generate=True, **sampling)
             pending: list[Any] = []
             sizes = window_sizes(chunk_tokens)
             size = next(sizes)

@@ -28,6 +28,7 @@ class XttsBackend(Backend):
     settings_class = "tts_host.plugins.xtts.training:FinetuneSettings"
     sampling_options = frozenset({"temperature", "top_p", "top_k", "repetition_penalty"})
     streams = True
+    speech_precisions = frozenset({"fp32", "bf16", "int8"})
     speech_roles = ("text_encoder", "acoustic_model", "vocoder")
     adapter_roles = ("lora_config", "lora_weights")
 
@@ -84,11 +85,15 @@ class XttsBackend(Backend):
         return XttsTrainingRun(job)
 
     def check_speech(self, folder: Path, voice: Voice, request: SpeakRequest) -> None:
-        """The language (the request's, else the voice's, else ``en``) is one the model lists, with its frontend."""
+        """The language (the request's, else the voice's, else ``en``) is one the model lists, with its frontend;
+        int8 only on the CPU."""
         from tts_host.plugins.xtts.model import read_config
         from tts_host.plugins.xtts.text import check_language
 
         check_language(request.language or voice.language or "en", list(read_config(Path(folder))["languages"]))
+        if request.precision == "int8" and self.speech_device() != "cpu":
+            raise TTSHostError(f"int8 speech runs on the CPU only and this backend speaks on {self.speech_device()}: "
+                               "use fp32 or bf16, or TTS_HOST_DEVICE=cpu")
 
     def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Voice,
                    request: SpeakRequest) -> Speech:

@@ -87,7 +87,11 @@ def sampling_settings(config: Mapping[str, Any], request: SpeakRequest) -> dict[
 
 def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], language: str,
                request: SpeakRequest) -> Speech:
-    """Speech for ``request.text``: a sentence at a time, joined with short pauses."""
+    """Speech for ``request.text``: a sentence at a time, joined with short pauses.
+
+    ``request.precision``: ``bf16`` autocasts the GPT's sampling; ``int8`` samples from an int8 copy of
+    the GPT (CPU only; :meth:`GptAcousticModel.inference_gpt`), the vocoder staying fp32.
+    """
     import torch
 
     from tts_host.plugins.xtts.acoustic import GptAcousticModel
@@ -107,7 +111,7 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], l
     for index, sentence in enumerate(text_encoder.sentences(request.text, language)):
         tokens = text_encoder.encode(sentence, language.split("-")[0])
         budget = audio_token_budget(sentence, acoustic.codes_per_second, acoustic.max_audio_tokens)
-        options = {**settings, "max_new_tokens": budget}
+        options = {**settings, "max_new_tokens": budget, "precision": request.precision}
         if not request.stream:
             with autocast:
                 latents = acoustic.generate(tokens, conditioning, **options)["latents"]
