@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python benchmarks/xtts_finetune.py --steps 40 --repeats 3 --quality-steps 200
     .venv/bin/python benchmarks/xtts_finetune.py --skip-v2 --clips long --steps 10  # quick look
     .venv/bin/python benchmarks/xtts_finetune.py --v2-modes coqui,tts-host-lora     # v2: the LoRA headline only
+    .venv/bin/python benchmarks/xtts_finetune.py --clips long --v2-synthesis        # + synthesis on the v2 base
 
 Every run of a table uses the same prepared data (espeak-ng speech through tts-host's dataset
 pipeline), the same base weights (``base init`` of the preset), batch size and number of
@@ -154,19 +155,20 @@ def table(rows: list[dict], title: str, at_v2: bool) -> list[str]:
         lines.append(f"stored MB: tts-host's blobs added beyond the base (of which the voice's conditioning and "
                      f"reference clips: {(ours['stored_bytes'] - ours['model_bytes']) / MB:.1f} MB)")
     lora = by_mode.get("tts-host-lora")
-    if coqui and lora:
-        lines.append(lora_verdict(lora, coqui, at_v2))
+    for name in ("coqui", "coqui-threads"):
+        if lora and name in by_mode:
+            lines.append(lora_verdict(lora, by_mode[name], name, at_v2))
     return lines
 
 
-def lora_verdict(lora: dict, coqui: dict, at_v2: bool) -> str:
-    """LoRA's ratios to coqui's GPTTrainer beside the issue's targets (PASS/FAIL only at v2, where they apply)."""
+def lora_verdict(lora: dict, coqui: dict, name: str, at_v2: bool) -> str:
+    """LoRA's ratios to coqui's GPTTrainer (run ``name``) beside the issue's targets (PASS/FAIL only at v2, where they apply)."""
     speed = coqui["seconds_per_step"] / lora["seconds_per_step"]
     memory = lora["peak_rss_mb"] / coqui["peak_rss_mb"]
     stored = lora["stored_bytes"] / MB
     met = speed >= LORA_TARGETS["speed"] and memory <= LORA_TARGETS["memory"] and stored < LORA_TARGETS["stored_mb"]
     verdict = f"-> {'PASS' if met else 'FAIL'}" if at_v2 else "(targets are for v2)"
-    return (f"LoRA vs coqui's GPTTrainer: {speed:.2f}x steps/s (target at least {LORA_TARGETS['speed']:.0f}x), "
+    return (f"LoRA vs {name} (coqui's GPTTrainer): {speed:.2f}x steps/s (target at least {LORA_TARGETS['speed']:.0f}x), "
             f"peak memory {memory:.2f}x (target at most 1/3), stored {stored:.1f} MB "
             f"(target under {LORA_TARGETS['stored_mb']:.0f} MB at rank 16) {verdict}")
 
@@ -199,6 +201,7 @@ def main() -> None:
     parser.add_argument("--v2-steps", type=int, default=4, help="at least 4: the first two steps are not timed")
     parser.add_argument("--v2-modes", default=",".join(TRAINING_MODES), help="comma-separated runs of the v2 table")
     parser.add_argument("--skip-v2", action="store_true")
+    parser.add_argument("--v2-synthesis", action="store_true", help="also run the synthesis table on the v2 base")
     parser.add_argument("--clips", choices=("short", "long", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of every training run; the best is reported")
     parser.add_argument("--quality-steps", type=int, default=0,
@@ -252,9 +255,11 @@ def main() -> None:
                                                  ("lora", "tts-host-lora", "bf16"))}
         report["quality"] = quality
         lines += quality_lines(quality, options.quality_steps)
-    synth = run_worker("synthesis", options, paths[options.preset], data, 1)
-    report["synthesis"] = synth
-    lines += synthesis_lines(synth, options.preset)
+    for preset in [options.preset] + (["v2"] if options.v2_synthesis and "v2" in presets else []):
+        synth = run_worker("synthesis", options, paths[preset], data, 1)
+        report["synthesis" if preset == options.preset else f"synthesis-{preset}"] = synth
+        lines += synthesis_lines(synth, preset)
+        print("\n".join(synthesis_lines(synth, preset)), flush=True)
     print("\n".join(lines))
     if options.out:
         Path(options.out).write_text(json.dumps(report, indent=2))

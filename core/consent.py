@@ -65,3 +65,13 @@ def consent_of(library: Library, voice: Voice) -> dict[str, Any] | None:
         return json.loads(library.blob_path(entry.sha256).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TTSHostError(f"voice '{voice.name}': its consent.json cannot be read ({exc}); `voices repair`") from exc
+
+
+def set_consent(library: Library, name: str, consent: Consent) -> Voice:
+    """Put ``consent`` on record for the existing voice ``name``, replacing the record (and recording) it had."""
+    import tempfile
+
+    voice = library.voice(name)
+    with tempfile.TemporaryDirectory(prefix="tts-host-consent-") as folder:
+        files = consent.files(Path(folder))
+        return library.set_voice_files(voice.name, files, remove=[RECORDING_ROLE])

@@ -56,4 +56,4 @@ def set_speech_precision(library: Library, name: str, precision: str) -> Voice:
     with tempfile.TemporaryDirectory(prefix="tts-host-voice-") as folder:
         path = Path(folder) / PATH
         path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return library.set_voice_file(voice.name, ROLE, PATH, path)
+        return library.set_voice_files(voice.name, {ROLE: (PATH, path)})

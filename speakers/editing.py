@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from tts_host.errors import TTSHostError, ValidationError
 from tts_host.speakers.blobs import StagedBlob
@@ -276,25 +276,30 @@ class Editing(LibraryParts):
         self._store(staged, write)
         return self.voice(voice.name)
 
-    def set_voice_file(self, name: str, role: str, path: str, source: Path) -> Voice:
-        """Store ``source`` as voice ``name``'s own file ``role`` at ``path`` (e.g. its speech settings), replacing
-        the file it had in that role; one transaction, the voice's other files as they are then."""
+    def set_voice_files(self, name: str, files: Mapping[str, tuple[str, Path]], remove: Iterable[str] = ()) -> Voice:
+        """Store voice ``name``'s own ``files`` (role -> (path in the voice, file); e.g. its speech settings or
+        consent), replacing the files it had in those roles and dropping those in ``remove``: one transaction,
+        the voice's other files as they are then."""
         voice = self.voice(name)
-        check_relative_path(path, f"voice file role '{role}'")
-        staged = self.blobs.stage_file(Path(source))
-        entry = FileEntry(role, path, staged.sha256, staged.size)
+        for role, (path, _) in files.items():
+            check_relative_path(path, f"voice file role '{role}'")
+        staged = {role: (path, self.blobs.stage_file(Path(source))) for role, (path, source) in files.items()}
+        entries = [FileEntry(role, path, blob.sha256, blob.size) for role, (path, blob) in staged.items()]
+        replaced = set(files) | set(remove)
 
         def write(conn: sqlite3.Connection) -> None:
             old = _still_there(conn, "voices", voice.id, voice.label)
-            files = [f for f in self._manifest(old) if f.role != role]
-            if any(f.path == path for f in files):
-                raise TTSHostError(f"{voice.label} already has a file at {path} (role '{role}' cannot go there)")
-            manifest_id = self._insert_manifest(conn, [*files, entry])
+            kept = [f for f in self._manifest(old) if f.role not in replaced]
+            for entry in entries:
+                if any(f.path == entry.path for f in kept):
+                    raise TTSHostError(f"{voice.label} already has a file at {entry.path} "
+                                       f"(role '{entry.role}' cannot go there)")
+            manifest_id = self._insert_manifest(conn, [*kept, *entries])
             conn.execute("UPDATE voices SET manifest_id = ? WHERE id = ?", (manifest_id, voice.id))
             conn.execute("DELETE FROM manifests WHERE id = ?", (old,))
             journal_record(self.journal, conn, "voices", voice.id)
 
-        self._store([staged], write)
+        self._store([blob for _, blob in staged.values()], write)
         return self.voice(voice.name)
 
     def rename_voice(self, old: str, new: str) -> Voice:

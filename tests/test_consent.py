@@ -69,3 +69,43 @@ def test_bad_consent_input_is_refused_before_any_work(tmp_path_factory, speaker_
                                     text, *args)
         assert code == 1 and message in error_line(err), (args, err)
     assert json.loads(run_cli_here("voices", "list", "--json")[1]) == []
+
+
+def test_consent_is_put_on_record_for_an_existing_voice_and_replaced(tmp_path_factory, speaker_clips, tmp_path,
+                                                                     monkeypatch):
+    ref, text, recording = _reference(speaker_clips, tmp_path)
+    monkeypatch.setenv("TTS_HOST_HOME", str(tmp_path / "home"))
+    assert run_cli_here("base", "add", "sovits", str(tiny_base_path(tmp_path_factory)), "--name", "tiny")[0] == 0
+    assert run_cli_here("voices", "add", "ada", "--backend", "sovits", "--ref", str(ref), "--ref-text", text)[0] == 0
+    show = lambda: json.loads(run_cli_here("voices", "show", "ada", "--json")[1])  # noqa: E731
+    before = show()
+    assert before["consent"] is None
+
+    code, out, err = run_cli_here("voices", "consent", "ada", "--consent", STATEMENT, "--source", "phone call",
+                                  "--consent-recording", str(recording))
+    assert code == 0 and "recorded consent and recording for voice 'ada'" in out, out + err
+    recorded = show()
+    assert recorded["consent"]["statement"] == STATEMENT and recorded["consent"]["recording"] == "consent/recording.wav"
+    roles = {f["role"]: f for f in recorded["files"]}
+    assert {"consent", "consent:recording"} <= set(roles)
+    kept = {f["role"]: f["sha256"] for f in before["files"]}  # the voice's other files are the same blobs
+    assert all(roles[role]["sha256"] == sha for role, sha in kept.items())
+
+    code, out, _ = run_cli_here("voices", "consent", "ada", "--consent", "Agreed again, without a recording.")
+    assert code == 0 and "replaced consent for voice 'ada'" in out
+    replaced = show()
+    assert replaced["consent"]["statement"] == "Agreed again, without a recording." and \
+        replaced["consent"]["recording"] is None
+    assert "consent:recording" not in {f["role"] for f in replaced["files"]}  # the old recording went with it
+    assert run_cli_here("voices", "verify", "ada")[0] == 0
+
+    broken = tmp_path / "consent.wav"
+    broken.write_bytes(b"RIFF not really")
+    for args, message in (((), "give the speaker's statement with --consent"),
+                          (("--source", "a studio"), "go with --consent"),
+                          (("--consent", "yes", "--consent-recording", str(broken)), "consent.wav")):
+        code, _, err = run_cli_here("voices", "consent", "ada", *args)
+        assert code == 1 and message in error_line(err), (args, err)
+    code, _, err = run_cli_here("voices", "consent", "nobody", "--consent", "yes")
+    assert code == 1 and "nobody" in error_line(err)
+    assert show()["consent"] == replaced["consent"]  # the refusals changed nothing

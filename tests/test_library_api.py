@@ -259,13 +259,13 @@ def test_a_voice_file_is_replaced_in_one_transaction_and_kept_by_the_journal(lib
     lib.add_voice("a", "toy", base, embedding(1))
     for value in ("first", "second"):
         (tmp_path / "s.json").write_text(value, encoding="utf-8")
-        voice = lib.set_voice_file("a", "speech", "speech.json", tmp_path / "s.json")
+        voice = lib.set_voice_files("a", {"speech": ("speech.json", tmp_path / "s.json")})
     files = {f.role: f for f in voice.files}
     assert set(files) == {"conditioning", "speech"} and lib.blob_path(files["speech"].sha256).read_text() == "second"
     with pytest.raises(TTSHostError, match="already has a file at conditioning.safetensors"):
-        lib.set_voice_file("a", "other", "conditioning.safetensors", tmp_path / "s.json")
+        lib.set_voice_files("a", {"other": ("conditioning.safetensors", tmp_path / "s.json")})
     with pytest.raises(TTSHostError, match="not a plain relative path"):
-        lib.set_voice_file("a", "speech", "../speech.json", tmp_path / "s.json")
+        lib.set_voice_files("a", {"speech": ("../speech.json", tmp_path / "s.json")})
     assert lib.voice("a").files == voice.files  # the refusals changed nothing
     lib.close()
     recover(tts_home / "library", force=True)  # the journal has the new file too

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import click
 
-from tts_host.cli.consent_options import consent_options, consent_record
 from tts_host.errors import TTSHostError
 
 if TYPE_CHECKING:
@@ -267,49 +266,6 @@ def _own_bytes(voice: Voice, model: Model, base: Base) -> dict[str, Any]:
     own = {f.role: f.size for f in model.files if f.sha256 not in base_blobs}
     own.update({f"voice:{f.role}": f.size for f in voice.files})
     return {"bytes": sum(own.values()), "files": own}
-
-
-@voices_group.command("add")
-@click.argument("name")
-@click.option("--backend", required=True, help="The backend that computes the conditioning.")
-@click.option("--ref", "refs", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="A reference clip (repeat for several).")
-@click.option("--base", "base_name", help="Clone with this base (default: the backend's only base).")
-@click.option("--checkpoint", "checkpoint_id", type=int, help="Clone with this checkpoint instead of a base.")
-@click.option("--language", help="The voice's language code (e.g. en).")
-@click.option("--notes", default="", help="Free text kept with the voice.")
-@click.option("--ref-text", default=None, help="Transcript of the reference clip(s) (backends that need it).")
-@click.option("--component", "components", multiple=True, metavar="ROLE=NAME",
-              help="Use component NAME in ROLE to compute the conditioning (e.g. speaker_encoder=NAME).")
-@consent_options
-def voices_add(name: str, backend: str, refs: tuple[Path, ...], base_name: str | None, checkpoint_id: int | None,
-               language: str | None, notes: str, ref_text: str | None, components: tuple[str, ...],
-               consent: str | None, source: str | None, consent_recording: Path | None) -> None:
-    """Clone voice NAME zero-shot from reference clips: stores them and the backend's conditioning."""
-    from tts_host.contract import CloneRequest, parse_component_choices
-    from tts_host.speakers import check_name
-
-    name = check_name(name, "voice")
-    with open_library() as lib:
-        if lib.has_voice(name):
-            raise TTSHostError(f"a voice named '{name}' already exists (rename or remove it first)")
-        lib.backend(backend)
-        if checkpoint_id is not None:
-            model = lib.checkpoint(checkpoint_id)
-        elif base_name:
-            model = lib.base(base_name)
-        else:
-            bases = lib.bases(backend)
-            if len(bases) != 1:
-                found = ", ".join(b.name for b in bases) or "none"
-                raise TTSHostError(f"backend '{backend}' has {len(bases)} bases in the library ({found}): "
-                                   "choose one with --base, or add one with `tts-host base add`")
-            model = bases[0]
-        request = CloneRequest(name, list(refs), ref_text=ref_text, language=language, notes=notes,
-                               components=parse_component_choices(components, "--component"),
-                               consent=consent_record(consent, source, consent_recording))
-        voice = lib.backend(backend).clone(lib, model, request)
-        click.echo(f"added voice '{voice.name}' ({backend}, {model.label}, {len(refs)} reference clip(s))")
 
 
 @voices_group.command("rename")

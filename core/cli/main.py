@@ -18,7 +18,7 @@ from tts_host.cli import (
     model_cmds,
     plugin_cmds,
     serve_cmds,
-    voice_settings_cmds,
+    voice_edit_cmds,
 )
 from tts_host.errors import TTSHostError
 from tts_host.host import get_host
@@ -39,7 +39,8 @@ def cli(debug: bool) -> None:
 
 
 library_cmds.voices_group.add_command(eval_cmds.map_command)
-library_cmds.voices_group.add_command(voice_settings_cmds.voices_set)
+for command in voice_edit_cmds.VOICE_COMMANDS:
+    library_cmds.voices_group.add_command(command)
 for module in (plugin_cmds, library_cmds, library_admin_cmds, dataset_cmds, model_cmds, serve_cmds, eval_cmds,
                doctor_cmds):
     for command in module.COMMANDS:
