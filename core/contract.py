@@ -64,6 +64,9 @@ class FinetuneRequest:
     which overrides the backend's defaults; ``settings`` holds further backend settings by name.
     ``replay`` is the share of earlier speakers' clips mixed into training, ``components`` the
     components chosen by role in place of the composition's (e.g. ``{"vocoder": NAME}``).
+    ``eval_earlier`` judges the earlier voices' speech on the new model before it is stored, and
+    ``max_forgetting`` (implying it) refuses the fine-tune when one's speaker similarity drops by more
+    (:mod:`tts_host.training.sound_check`).
     """
 
     speaker: str
@@ -85,6 +88,8 @@ class FinetuneRequest:
     settings: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
     consent: Consent | None = None
+    eval_earlier: bool = False
+    max_forgetting: float | None = None
 
     def setting_overrides(self) -> dict[str, Any]:
         """The backend settings this request sets (``None`` means "not given")."""

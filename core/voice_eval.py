@@ -19,10 +19,12 @@ from tts_host.contract import SpeakRequest
 from tts_host.errors import TTSHostError
 
 if TYPE_CHECKING:
+    from tts_host.backend import Backend
     from tts_host.host import PluginHost
     from tts_host.similarity import SpeakerSimilarity
     from tts_host.speakers.library import Library
     from tts_host.speakers.records import Voice
+    from tts_host.synthesis import SpeechPlan
 
 SENTENCES = {
     "en": ["Every morning the baker opens the shop before sunrise.",
@@ -65,10 +67,19 @@ def own_recordings(library: Library, voice: Voice) -> list[Path]:
     return paths[:MAX_RECORDINGS]
 
 
-def evaluate(library: Library, host: PluginHost, name: str, similarity: SpeakerSimilarity,
-             model_label: str | None = None, seed: int = 0) -> VoiceScore:
-    """Score voice ``name`` on its own model, or on ``model_label`` (a checkpoint of the same base)."""
-    from tts_host.synthesis import built_components, plan_speech
+@dataclass(frozen=True)
+class _Judging:
+    """What scoring a voice needs, whichever model speaks: its backend, checked plan, sentences, recordings."""
+
+    backend: Backend
+    plan: SpeechPlan
+    texts: list[str]
+    own: np.ndarray
+    recordings: int
+
+
+def _judging(library: Library, host: PluginHost, name: str, similarity: SpeakerSimilarity, seed: int) -> _Judging:
+    from tts_host.synthesis import plan_speech
 
     voice = library.voice(name)
     recordings = own_recordings(library, voice)
@@ -82,25 +93,47 @@ def evaluate(library: Library, host: PluginHost, name: str, similarity: SpeakerS
     if texts is None:
         raise TTSHostError(f"tts-host eval has held-out sentences in {', '.join(SENTENCES)}, not '{voice.language}'")
     plan = plan_speech(backend, library, SpeakRequest(name, texts[0], Path("-"), seed=seed))
-    model = plan.model
+    return _Judging(backend, plan, texts, own, len(recordings))
+
+
+def _score(judging: _Judging, folder: Path, label: str, heldout: float | None, similarity: SpeakerSimilarity,
+           seed: int) -> VoiceScore:
+    """Speak the held-out sentences with the model in ``folder`` (named ``label``) and score the speech."""
+    from tts_host.synthesis import built_components
+
+    backend, plan = judging.backend, judging.plan
+    components = built_components(backend, folder, plan.chosen)
+    scores, spoken, wall = [], 0.0, 0.0
+    for text in judging.texts:
+        request = SpeakRequest(plan.voice.name, text, Path("-"), seed=seed, precision=plan.request.precision)
+        backend.check_speech(folder, plan.voice, request)
+        started = time.perf_counter()
+        speech = backend.synthesize(components, plan.conditioning, plan.voice, request)
+        wall += time.perf_counter() - started
+        spoken += len(speech.audio) / speech.sample_rate
+        scores.append(similarity.similarity(similarity.embed(speech.audio, speech.sample_rate), judging.own))
+    return VoiceScore(plan.voice.name, label, float(np.mean(scores)), wall / max(spoken, 1e-9), heldout,
+                      len(judging.texts), judging.recordings)
+
+
+def evaluate(library: Library, host: PluginHost, name: str, similarity: SpeakerSimilarity,
+             model_label: str | None = None, seed: int = 0) -> VoiceScore:
+    """Score voice ``name`` on its own model, or on ``model_label`` (a checkpoint of the same base)."""
+    judging = _judging(library, host, name, similarity, seed)
+    model = judging.plan.model
     if model_label is not None:
         model = library.resolve(model_label)
-        if model.backend != voice.backend or _base_id(model) != _base_id(plan.model):
-            raise TTSHostError(f"{model.label} is not a model of voice '{name}''s base ({voice.backend})")
-    scores, spoken, wall = [], 0.0, 0.0
-    with library.materialised(model) as folder:
-        components = built_components(backend, folder, plan.chosen)
-        for text in texts:
-            request = SpeakRequest(name, text, Path("-"), seed=seed, precision=plan.request.precision)
-            backend.check_speech(folder, plan.voice, request)
-            started = time.perf_counter()
-            speech = backend.synthesize(components, plan.conditioning, plan.voice, request)
-            wall += time.perf_counter() - started
-            spoken += len(speech.audio) / speech.sample_rate
-            scores.append(similarity.similarity(similarity.embed(speech.audio, speech.sample_rate), own))
+        if model.backend != judging.backend.name or _base_id(model) != _base_id(judging.plan.model):
+            raise TTSHostError(f"{model.label} is not a model of voice '{name}''s base ({judging.backend.name})")
     heldout = (getattr(model, "metrics", None) or {}).get("heldout", {}).get(name, {}).get("after")
-    return VoiceScore(name, model.label, float(np.mean(scores)), wall / max(spoken, 1e-9), heldout, len(texts),
-                      len(recordings))
+    with library.materialised(model) as folder:
+        return _score(judging, folder, model.label, heldout, similarity, seed)
+
+
+def evaluate_in_folder(library: Library, host: PluginHost, name: str, similarity: SpeakerSimilarity, folder: Path,
+                       label: str, seed: int = 0) -> VoiceScore:
+    """Score voice ``name`` on the model in ``folder`` (one not stored yet, e.g. a fine-tune's result)."""
+    return _score(_judging(library, host, name, similarity, seed), Path(folder), label, None, similarity, seed)
 
 
 def _base_id(model: object) -> int:

@@ -159,13 +159,14 @@ def test_killed_after_an_epoch_resumes_to_the_same_weights(chain, tmp_path, monk
     from tts_host.host import get_host
     from tts_host.speakers import Library
 
+    config = fast_config(tmp_path, s2_epochs=2, s1_epochs=1)  # stopped after s2's first epoch: one more of each
     results = {}
     for mode in ("straight", "resumed"):
         home = tmp_path / mode
         shutil.copytree(chain["home"], home)
         monkeypatch.setenv("TTS_HOST_HOME", str(home))
         args = ["finetune", "--backend", "sovits", "--speaker", "D", "--data", str(speaker_clips("D", 8)[0][0].parent),
-                "--from", "A", "--config", str(chain["config"]), "--quiet"]
+                "--from", "A", "--config", str(config), "--quiet"]
         if mode == "resumed":
             import tts_host.plugins.sovits.loop as loop
 
@@ -191,8 +192,6 @@ def test_killed_after_an_epoch_resumes_to_the_same_weights(chain, tmp_path, monk
 
 def test_the_gan_stage_trains_with_a_fresh_discriminator_when_the_base_has_none(chain, tmp_path, monkeypatch,
                                                                                speaker_clips):
-    from sovits_fixtures import fast_config
-
     home = tmp_path / "home"
     shutil.copytree(chain["home"], home)
     monkeypatch.setenv("TTS_HOST_HOME", str(home))
@@ -203,3 +202,41 @@ def test_the_gan_stage_trains_with_a_fresh_discriminator_when_the_base_has_none(
     s2 = shown["training"]["stages"]["s2"]
     assert "s2: training loss" in out and s2["steps"] > 0
     assert all(np.isfinite(s2["losses"])) and min(s2["losses"]) > 45 * 0.01  # mel x 45 plus GAN terms
+
+
+def test_a_sequential_fine_tune_judges_the_earlier_voice_by_ear_before_storing(chain, tmp_path, monkeypatch,
+                                                                              speaker_clips):
+    home = tmp_path / "home"
+    shutil.copytree(chain["home"], home)
+    monkeypatch.setenv("TTS_HOST_HOME", str(home))
+    config = fast_config(tmp_path, s2_epochs=1, s1_epochs=1)
+    data = str(speaker_clips("D", 8)[0][0].parent)
+    code, _, err = run_cli_here("finetune", "--backend", "sovits", "--speaker", "E", "--data", data, "--from", "A",
+                                "--max-forgetting", "3")
+    assert code == 1 and "--max-forgetting is a drop in speaker similarity" in error_line(err)
+
+    out = _ok("finetune", "--backend", "sovits", "--speaker", "E", "--data", data, "--from", "A", "--config",
+              str(config), "--quiet", "--max-forgetting", "2")  # the largest drop there is: never refused
+    judged = json.loads(_ok("voices", "show", "E", "--json"))["training"]["similarity"]
+    assert set(judged) == {"A"}  # the one earlier voice of A's checkpoint
+    figures = judged["A"]
+    assert figures["drop"] == pytest.approx(figures["before"] - figures["after"])
+    assert f"earlier voice A: similarity to its recordings {figures['before']:.3f} -> {figures['after']:.3f}" in out
+    score = json.loads(_ok("eval", "A", "--json"))["scores"][0]  # "before" is A's own speech, as eval scores it
+    assert score["similarity"] == pytest.approx(figures["before"], abs=1e-6)
+    assert not list((home / "work" / "sovits").glob("judged-model*"))  # the judged model folder is cleaned up
+
+
+def test_a_drop_beyond_max_forgetting_is_refused_in_one_line_naming_the_voice():
+    from tts_host.errors import TTSHostError
+    from tts_host.training.sound_check import check_drops, similarity_warnings
+
+    judged = {"A": {"before": 0.82, "after": 0.71, "drop": 0.11}, "B": {"before": 0.8, "after": 0.79, "drop": 0.01}}
+    check_drops(judged, None)  # only --eval-earlier: measured, never refused
+    check_drops(judged, 0.2)
+    with pytest.raises(TTSHostError) as refused:
+        check_drops(judged, 0.05)
+    message = str(refused.value)
+    assert "\n" not in message and "earlier voice 'A'" in message and "0.820 -> 0.710" in message
+    assert "--max-forgetting 0.05" in message and "nothing was stored" in message
+    assert [w.split(":")[0] for w in similarity_warnings(judged)] == ["earlier voice 'A'"]

@@ -58,12 +58,17 @@ def _echo_lines(lines: list[str], warnings: list[str] = ()) -> None:
               help="Write TensorBoard scalars and a loss-curve PNG here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--lora", "lora", type=int, default=None, help="Train a LoRA adapter of this rank (backends with LoRA).")
+@click.option("--eval-earlier", is_flag=True,
+              help="Before storing, score the earlier voices' speech on the new model (speaker similarity).")
+@click.option("--max-forgetting", type=float, default=None, metavar="DROP",
+              help="Refuse (store nothing) when an earlier voice's similarity drops by more (implies --eval-earlier).")
 @click.option("--component", "components", multiple=True, metavar="ROLE=NAME", help=COMPONENT_HELP)
 @consent_options
 def finetune_command(backend_name: str, speaker: str, data: Path, start: str | None, base: str | None,
                      config: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
                      replay: float | None, resume: bool, restart: bool, allow_empty_text: bool,
-                     log_dir: Path | None, quiet: bool, lora: int | None, components: tuple[str, ...],
+                     log_dir: Path | None, quiet: bool, lora: int | None, eval_earlier: bool,
+                     max_forgetting: float | None, components: tuple[str, ...],
                      consent: str | None, source: str | None, consent_recording: Path | None) -> None:
     """Fine-tune a backend on a speaker's recordings, on top of a base or an earlier voice.
 
@@ -79,7 +84,8 @@ def finetune_command(backend_name: str, speaker: str, data: Path, start: str | N
                               batch_size=batch_size, learning_rate=lr, replay=replay, lora_rank=lora, resume=resume,
                               restart=restart, allow_empty_text=allow_empty_text, log_dir=log_dir,
                               progress=not quiet, components=parse_component_choices(components, "--component"),
-                              consent=consent_record(consent, source, consent_recording))
+                              consent=consent_record(consent, source, consent_recording),
+                              eval_earlier=eval_earlier, max_forgetting=max_forgetting)
     backend = _backend(backend_name)
     with open_library() as library:
         try:

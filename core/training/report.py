@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 
 TRAINING_FIELDS = ("steps", "resumed_from", "best_step", "train_loss_first", "train_loss_last", "replay", "heldout",
-                   "forgetting", "stages")
+                   "forgetting", "stages", "similarity")
 """The metrics ``voices show`` prints for a voice's last fine-tune (every backend alike)."""
 
 
@@ -91,6 +91,9 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
         for name, held in figures.get("heldout", {}).items():
             if held.get("before") is not None and held.get("after") is not None:
                 lines.append(f"{stage}: speaker {name} held-out loss {held['before']:.4f} -> {held['after']:.4f}")
+    for name, figures in (metrics.get("similarity") or {}).items():
+        lines.append(f"earlier voice {name}: similarity to its recordings {figures['before']:.3f} -> "
+                     f"{figures['after']:.3f} ({-figures['drop']:+.3f})")
     if metrics.get("best_step") is not None and metrics["best_step"] != metrics.get("steps"):
         lines.append(f"kept the weights of step {metrics['best_step']} (lowest held-out loss)")
     lines += [f"skipped {s['clip']}: {s['reason']}" for s in metrics.get("backend", {}).get("skipped", [])]

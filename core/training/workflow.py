@@ -23,7 +23,7 @@ import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from tts_host.contract import FinetuneRequest, FinetuneResult
 from tts_host.errors import TTSHostError
@@ -31,6 +31,7 @@ from tts_host.training.clips import dataset_clips, recorded_clips
 from tts_host.training.inputs import check_transcripts, prepared_data, resolve_start
 from tts_host.training.report import finetune_metrics, forgetting_warnings
 from tts_host.training.settings import workflow_setting
+from tts_host.training.sound_check import earlier_voices, judge_earlier_voices, similarity_warnings
 from tts_host.training.state import check_resume
 
 if TYPE_CHECKING:
@@ -94,6 +95,9 @@ def run_finetune(backend: Backend, library: Library, request: FinetuneRequest) -
     if not 0.0 <= threshold < math.inf:
         raise TTSHostError(f"{request.config}: forgetting_warning is a share of held-out loss, at least 0; "
                            f"got {threshold}")
+    if request.max_forgetting is not None and not 0.0 <= request.max_forgetting <= 2.0:
+        raise TTSHostError(f"--max-forgetting is a drop in speaker similarity (-1..1), in [0, 2]; "
+                           f"got {request.max_forgetting}")
     record = resolve_start(library, backend.name, request.start, request.base)
     model = library.model_of(record) if isinstance(record, Voice) else record
     if model.backend != backend.name:
@@ -167,6 +171,9 @@ def _train_and_store(backend: Backend, library: Library, run: Run) -> FinetuneRe
     out = run.run_dir.with_name(run.run_dir.name + "-out")
     try:
         trained = training.save(out)
+        judged = _judge_earlier_voices(backend, library, run, trained.files)
+        if judged:
+            metrics["similarity"] = judged
         base_record = library.base_by_id(model.base_id) if isinstance(model, Checkpoint) else model
         training_config = {
             "settings": asdict(run.settings), "start": run.record.label, "replay": run.replay,
@@ -183,8 +190,20 @@ def _train_and_store(backend: Backend, library: Library, run: Run) -> FinetuneRe
         shutil.rmtree(out, ignore_errors=True)
         barrier(context)
     shutil.rmtree(run.run_dir, ignore_errors=True)
-    warnings = run.text_warnings + forgetting_warnings(metrics, run.forgetting_warning)
+    warnings = [*run.text_warnings, *forgetting_warnings(metrics, run.forgetting_warning),
+                *similarity_warnings(metrics.get("similarity", {}))]
     return FinetuneResult(speakers, metrics, checkpoint, voice, warnings, log.log_png)
+
+
+def _judge_earlier_voices(backend: Backend, library: Library, run: Run, trained: Mapping[str, Path]) -> dict:
+    """The earlier voices' speaker similarity on their own model and on the new one, when the request asks
+    (:mod:`tts_host.training.sound_check`); nothing for a LoRA fine-tune (earlier voices keep their adapters)."""
+    request = run.request
+    if not (request.eval_earlier or request.max_forgetting is not None) or set(trained) & set(backend.adapter_roles):
+        return {}
+    names = earlier_voices(library, backend, run.model, request.speaker)
+    return judge_earlier_voices(library, backend, names, run.start_dir, trained, run.run_dir.parent,
+                                request.max_forgetting, f"the new {backend.name} checkpoint") if names else {}
 
 
 def _finite(losses: dict[str, float]) -> dict[str, float]:
