@@ -144,24 +144,17 @@ def _base_id(model: object) -> int:
 
 def plot(scores: list[VoiceScore], before: list[VoiceScore], path: Path) -> Path:
     """A bar chart of similarity per voice (and per model with ``--before``), written to ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tts_host.charts import png_chart
 
     names = [s.voice for s in scores]
-    figure, axes = plt.subplots(figsize=(max(4, 1.2 * len(names) + 2), 3.5))
     x = np.arange(len(names))
     width = 0.38 if before else 0.6
-    if before:
-        axes.bar(x - width / 2, [b.similarity for b in before], width, label=f"on {before[0].model}")
-    axes.bar(x + (width / 2 if before else 0), [s.similarity for s in scores], width, label="on its own model")
-    axes.set_xticks(x, names)
-    axes.set_ylabel("similarity to own recordings")
-    axes.set_ylim(min(0.0, *(s.similarity for s in scores + before)), 1.0)
-    axes.legend(loc="lower right")
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    with png_chart(path, (max(4, 1.2 * len(names) + 2), 3.5)) as axes:
+        if before:
+            axes.bar(x - width / 2, [b.similarity for b in before], width, label=f"on {before[0].model}")
+        axes.bar(x + (width / 2 if before else 0), [s.similarity for s in scores], width, label="on its own model")
+        axes.set_xticks(x, names)
+        axes.set_ylabel("similarity to own recordings")
+        axes.set_ylim(min(0.0, *(s.similarity for s in scores + before)), 1.0)
+        axes.legend(loc="lower right")
+    return Path(path)

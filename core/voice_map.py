@@ -52,25 +52,20 @@ def voice_points(library: Library, similarity: SpeakerSimilarity) -> list[VoiceP
 
 def plot_map(points: list[VoicePoint], path: Path) -> Path:
     """The map as a PNG: one labelled dot per voice, coloured by backend."""
-    import matplotlib
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tts_host.charts import png_chart
 
-    figure, axes = plt.subplots(figsize=(6, 5))
     backends = sorted({p.backend for p in points})
-    colours = plt.get_cmap("tab10")
-    for index, backend in enumerate(backends):
-        mine = [p for p in points if p.backend == backend]
-        axes.scatter([p.x for p in mine], [p.y for p in mine], color=colours(index), label=backend, s=60)
-        for p in mine:
-            axes.annotate(p.voice, (p.x, p.y), textcoords="offset points", xytext=(6, 4))
-    axes.set_xlabel("first principal component")
-    axes.set_ylabel("second principal component")
-    axes.set_title("voices by speaker embedding (Resemblyzer d-vectors)")
-    axes.legend(title="backend")
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    colours = colormaps["tab10"]
+    with png_chart(path, (6, 5)) as axes:
+        for index, backend in enumerate(backends):
+            mine = [p for p in points if p.backend == backend]
+            axes.scatter([p.x for p in mine], [p.y for p in mine], color=colours(index), label=backend, s=60)
+            for p in mine:
+                axes.annotate(p.voice, (p.x, p.y), textcoords="offset points", xytext=(6, 4))
+        axes.set_xlabel("first principal component")
+        axes.set_ylabel("second principal component")
+        axes.set_title("voices by speaker embedding (Resemblyzer d-vectors)")
+        axes.legend(title="backend")
+    return Path(path)

@@ -67,21 +67,15 @@ class MetricLogger:
 
     def plot(self, path: Path) -> Path:
         """A PNG with one curve per recorded scalar whose name contains ``loss``."""
-        import matplotlib
+        from tts_host.charts import png_chart
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure, axes = plt.subplots(figsize=(8, 4.5))
-        for name, points in sorted(self.history.items()):
-            if "loss" in name and points:
-                steps, values = zip(*points)
-                axes.plot(steps, values, marker="o" if len(points) < 20 else None, label=name)
-        axes.set_xlabel("step")
-        axes.set_ylabel("loss")
-        axes.grid(alpha=0.3)
-        axes.legend()
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
+        with png_chart(path, (8, 4.5)) as axes:
+            for name, points in sorted(self.history.items()):
+                if "loss" in name and points:
+                    steps, values = zip(*points)
+                    axes.plot(steps, values, marker="o" if len(points) < 20 else None, label=name)
+            axes.set_xlabel("step")
+            axes.set_ylabel("loss")
+            axes.grid(alpha=0.3)
+            axes.legend()
         return path
