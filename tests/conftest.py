@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: each computes on one thread (and so do the processes it starts),
+    # instead of every worker's torch and BLAS spreading over every core and contending for them.
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 from tts_host.data.espeak import SENTENCES, VOICES, espeak_available, synthesize
 

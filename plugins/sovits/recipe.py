@@ -50,7 +50,12 @@ class SovitsTrainingRun:
         from tts_host.training.batching import mix_replay
         from tts_host.training.seeding import seed_everything
 
+        from tts_host.plugins.sovits.modelset import s1_config, s2_config
+
         self.job, self.settings = job, job.settings
+        self.s2_hop = s2_config(job.start_dir).hop
+        """s2's hop (samples per 50 Hz frame)."""
+        self.bert_dim = int(s1_config(job.start_dir).model.get("bert_dim", 1024))
         components = job.components
         self.device = torch.device(components.device)
         self.text = components.get("text_encoder", PhonemeTextEncoder)
@@ -85,23 +90,12 @@ class SovitsTrainingRun:
             semantic = self.job.file_hashes["s2_semantic"] + self.job.file_hashes["hubert_weights"]
             codes = clip_codes(missing, semantic, lambda: self.codec, self.cache, self.job.components.names()["codec"])
             bert_key = self.job.file_hashes.get("bert_weights") if self.text.has_bert else None
-            built, skipped = build_items(missing, codes, self.text, self.s2_hop(), self._bert_dim(), self.cache,
+            built, skipped = build_items(missing, codes, self.text, self.s2_hop, self.bert_dim, self.cache,
                                          bert_key)
             by_id = {item.clip_id: item for item in built}
             self.items.update({c.id + c.sha256: by_id[c.id] for c in missing if c.id in by_id})
             self.skipped += [s for s in skipped if any(c.id == s.clip_id and c.speaker == self.job.speaker for c in missing)]
         return [self.items[c.id + c.sha256] for c in clips if c.id + c.sha256 in self.items]
-
-    def s2_hop(self) -> int:
-        """s2's hop (samples per 50 Hz frame)."""
-        from tts_host.plugins.sovits.modelset import s2_config
-
-        return s2_config(self.job.start_dir).hop
-
-    def _bert_dim(self) -> int:
-        from tts_host.plugins.sovits.modelset import s1_config
-
-        return int(s1_config(self.job.start_dir).model.get("bert_dim", 1024))
 
     def _discriminator(self) -> torch.nn.Module:
         """The base's discriminator when the start has one, else a fresh one (random weights)."""
