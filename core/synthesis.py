@@ -87,6 +87,9 @@ def plan_speech(backend: Backend, library: Library, request: SpeakRequest) -> Sp
 
         request = replace(request, precision=speech_precision(library, voice) or "fp32")
         check_backend_precision(backend, request.precision)
+    if request.precision == "int8" and backend.speech_device() != "cpu":  # torch's dynamic int8 is CPU-only
+        raise TTSHostError(f"int8 speech runs on the CPU only and backend '{backend.name}' speaks on "
+                           f"{backend.speech_device()}: use another --precision, or TTS_HOST_DEVICE=cpu")
     return SpeechPlan(voice, model, chosen, dict(library.voice_conditioning(voice)), request)
 
 

@@ -107,12 +107,9 @@ class LlasaBackend(Backend):
         return LlasaTrainingRun(job)
 
     def check_speech(self, folder: Path, voice: Voice, request: SpeakRequest) -> None:
-        """Refuse what Llasa speech cannot use: a language (its tokenizer reads any text), int8 off the CPU."""
+        """Refuse what Llasa speech cannot use: a language (its tokenizer reads any text)."""
         if request.language:
             raise TTSHostError("backend 'llasa' does not take --language: its tokenizer reads the text as written")
-        if request.precision == "int8" and self.speech_device() != "cpu":
-            raise TTSHostError(f"int8 speech runs on the CPU only and this backend speaks on {self.speech_device()}: "
-                               "use fp32, or TTS_HOST_DEVICE=cpu")
 
     def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Voice,
                    request: SpeakRequest) -> Speech:

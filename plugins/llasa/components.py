@@ -80,8 +80,6 @@ class LlasaLanguageModel:
         CPU only)."""
         if precision != "int8":
             return self.model
-        if str(self.device) != "cpu":
-            raise TTSHostError(f"int8 speech runs on the CPU only (this model is on {self.device}): use fp32")
         if self._int8 is None:
             from tts_host.quantisation import int8_copy
 

@@ -133,8 +133,6 @@ class GptAcousticModel:
         if precision != "int8":
             self._prepare_inference()
             return self.gpt
-        if self.device.type != "cpu":
-            raise TTSHostError(f"int8 speech runs on the CPU only (this model is on {self.device}): use fp32 or bf16")
         if self._int8 is None or self._int8[0] != self.adapter:
             from tts_host.quantisation import int8_copy
 

@@ -85,15 +85,11 @@ class XttsBackend(Backend):
         return XttsTrainingRun(job)
 
     def check_speech(self, folder: Path, voice: Voice, request: SpeakRequest) -> None:
-        """The language (the request's, else the voice's, else ``en``) is one the model lists, with its frontend;
-        int8 only on the CPU."""
+        """The language (the request's, else the voice's, else ``en``) is one the model lists, with its frontend."""
         from tts_host.plugins.xtts.model import read_config
         from tts_host.plugins.xtts.text import check_language
 
         check_language(request.language or voice.language or "en", list(read_config(Path(folder))["languages"]))
-        if request.precision == "int8" and self.speech_device() != "cpu":
-            raise TTSHostError(f"int8 speech runs on the CPU only and this backend speaks on {self.speech_device()}: "
-                               "use fp32 or bf16, or TTS_HOST_DEVICE=cpu")
 
     def synthesize(self, components: Components, conditioning: Mapping[str, np.ndarray], voice: Voice,
                    request: SpeakRequest) -> Speech:
