@@ -77,6 +77,25 @@ class Precision:
 
         return torch.autocast(self.device_type, dtype=self.dtype)
 
+    def store_frozen_weights(self, module: "torch.nn.Module") -> None:
+        """Store the frozen weights of ``module``'s matrix layers (linear, 1-D convolution, GPT-2's ``Conv1D``)
+        in the autocast dtype, once: autocast rounds them to it at every use anyway, so the maths is the
+        same, but neither the fp32 copies nor the per-step rounded copies saved for backward are held.
+
+        Only layers none of whose own tensors train (a LoRA run's base); nothing for fp32. Afterwards the
+        module computes only under :meth:`autocast`.
+        """
+        if self.dtype is None:
+            return
+        import torch
+        from transformers.pytorch_utils import Conv1D
+
+        for layer in module.modules():
+            own = list(layer.parameters(recurse=False))
+            if (isinstance(layer, (torch.nn.Linear, torch.nn.Conv1d, Conv1D)) and own
+                    and not any(p.requires_grad for p in own)):
+                layer.to(self.dtype)
+
     def backward(self, loss: Any) -> None:
         """Back-propagate ``loss`` (scaled first when a loss scaler is used)."""
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()

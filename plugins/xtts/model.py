@@ -146,27 +146,36 @@ def mel_extractor(mel_norms, kind: str = "dvae"):
     return extractor
 
 
-def load_tensor_file(path: Path):
-    """``torch.load`` a file with ``weights_only=True`` (tensors and plain containers only)."""
+def load_tensor_file(path: Path, *, mapped: bool = True):
+    """``torch.load`` a file with ``weights_only=True`` (tensors and plain containers only).
+
+    ``mapped``: memory-mapped, so only the tensors used are read (the HiFi-GAN's part of model.pth
+    reads its own bytes, not the GPT's); for tensors that are copied into a module, not kept.
+    """
     import torch
 
-    return torch.load(str(path), map_location="cpu", weights_only=True)
+    return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mapped)
 
 
 def load_gpt(folder: Path, config: dict[str, Any]):
     """The GPT of a (validated) model folder: model.pth's GPT, replaced by ``gpt.safetensors`` when present.
 
-    A tts-host checkpoint folder holds the base's files plus ``gpt.safetensors``.
+    A tts-host checkpoint folder holds the base's files plus ``gpt.safetensors``. The GPT is built
+    on the meta device and takes the file's tensors as its own, so loading holds one copy of the
+    weights, not two.
     """
+    import torch
     from safetensors.torch import load_file
 
-    gpt = build_gpt(config)
+    with torch.device("meta"):  # no random weights to overwrite: the loaded tensors become the parameters
+        gpt = build_gpt(config)
     gpt_file = Path(folder) / FILES["gpt"]
     if gpt_file.exists():
         state = load_file(str(gpt_file))
     else:
-        state = model_part(load_tensor_file(Path(folder) / FILES["model"]), "gpt.")
-    gpt.load_state_dict(state, strict=True)
+        # read into memory: tensors taken from a mapping would keep every page of the file they touched
+        state = model_part(load_tensor_file(Path(folder) / FILES["model"], mapped=False), "gpt.")
+    gpt.load_state_dict(state, strict=True, assign=True)
     return gpt
 
 

@@ -59,6 +59,9 @@ class FinetuneSettings:
     lora_alpha: float | None = None  # LoRA scaling numerator (None: 2 x rank)
     lora_dropout: float = 0.0  # dropout on the adapter's input
     lora_targets: tuple[str, ...] = ("attention", "mlp")  # of attention, mlp, embeddings, heads
+    # recompute each GPT-2 block's activations in the backward pass instead of keeping them (None: on for
+    # LoRA, whose point is memory; off for a full fine-tune, whose weights and Adam state dominate anyway)
+    activation_checkpointing: bool | None = None
 
     def __post_init__(self) -> None:
         from tts_host.lora import check_rank
@@ -68,6 +71,8 @@ class FinetuneSettings:
             self.learning_rate = LORA_LEARNING_RATE if self.lora_rank is not None else FULL_LEARNING_RATE
         if self.lora_rank is not None:
             check_rank(self.lora_rank)
+        if self.activation_checkpointing is None:
+            self.activation_checkpointing = self.lora_rank is not None
         self.lora_targets = tuple(check_targets(self.lora_targets))
         problems = []
         if self.epochs < 1:
@@ -169,6 +174,8 @@ def train_gpt(
     device = pick_device(context)
     precision = precision_policy(settings.precision, device)
     speed_up_for_training(gpt)
+    precision.store_frozen_weights(gpt)  # a LoRA run's frozen base: half the memory, the same maths
+    checkpointing(gpt, settings.activation_checkpointing)
     kept = _kept_weights(gpt)
     if settings.dropout is not None:
         set_dropout(gpt, settings.dropout)
@@ -278,6 +285,18 @@ def _kept_weights(gpt: Any) -> Callable[[], dict[str, Any]]:
 
     lora = any(not p.requires_grad for p in gpt.parameters())
     return (lambda: trainable_state(gpt)) if lora else gpt.state_dict
+
+
+def checkpointing(gpt: Any, enabled: bool) -> None:
+    """Turn activation checkpointing of ``gpt``'s GPT-2 blocks on or off (transformers' own, non-reentrant:
+    gradients reach adapters behind frozen inputs; torch replays the RNG state, so dropout masks repeat)."""
+    from functools import partial
+
+    from torch.utils.checkpoint import checkpoint
+
+    # not activation_checkpointing_enable(): it would also make the input embeddings require gradients,
+    # and coqui's GPT-2 has none (its embeddings are the GPT's own); non-reentrant checkpoints need none
+    gpt.gpt._set_gradient_checkpointing(enable=enabled, gradient_checkpointing_func=partial(checkpoint, use_reentrant=False))
 
 
 def set_dropout(gpt: Any, rate: float) -> None:
