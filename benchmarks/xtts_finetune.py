@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python benchmarks/xtts_finetune.py --steps 40 --repeats 3 --quality-steps 200
     .venv/bin/python benchmarks/xtts_finetune.py --skip-v2 --clips long --steps 10  # quick look
     .venv/bin/python benchmarks/xtts_finetune.py --v2-modes coqui,tts-host-lora     # v2: the LoRA headline only
+    .venv/bin/python benchmarks/xtts_finetune.py --modes coqui,tts-host-lora --clips long  # fewer runs per table
     .venv/bin/python benchmarks/xtts_finetune.py --clips long --v2-synthesis        # + synthesis on the v2 base
 
 Every run of a table uses the same prepared data (espeak-ng speech through tts-host's dataset
@@ -199,6 +200,7 @@ def main() -> None:
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--lora-lr", type=float, default=None, help="LoRA's learning rate (default: tts-host's, 2e-4)")
     parser.add_argument("--v2-steps", type=int, default=4, help="at least 4: the first two steps are not timed")
+    parser.add_argument("--modes", default=",".join(TRAINING_MODES), help="comma-separated runs of the preset's tables")
     parser.add_argument("--v2-modes", default=",".join(TRAINING_MODES), help="comma-separated runs of the v2 table")
     parser.add_argument("--skip-v2", action="store_true")
     parser.add_argument("--v2-synthesis", action="store_true", help="also run the synthesis table on the v2 base")
@@ -220,9 +222,9 @@ def main() -> None:
         Path(options.result).write_text(json.dumps(result, indent=2))
         return
 
-    v2_modes = tuple(mode for mode in options.v2_modes.split(",") if mode)
-    if not v2_modes or set(v2_modes) - set(TRAINING_MODES):
-        parser.error(f"--v2-modes takes some of {','.join(TRAINING_MODES)}")
+    modes, v2_modes = (tuple(mode for mode in chosen.split(",") if mode) for chosen in (options.modes, options.v2_modes))
+    if not modes or not v2_modes or set(modes + v2_modes) - set(TRAINING_MODES):
+        parser.error(f"--modes and --v2-modes take some of {','.join(TRAINING_MODES)}")
     workdir = Path(options.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     presets = [options.preset] + ([] if options.skip_v2 else ["v2"])
@@ -232,7 +234,7 @@ def main() -> None:
     report: dict = {"cpu_count": os.cpu_count(), "lora_rank": options.lora_rank, "coqui_lr": COQUI_LR}
     lines = [f"# XTTS fine-tuning benchmark (batch {options.batch_size}, {os.cpu_count()} CPU cores, "
              f"LoRA rank {options.lora_rank})"]
-    tables = [(options.preset, clips, options.steps, options.repeats, TRAINING_MODES) for clips in clip_sets]
+    tables = [(options.preset, clips, options.steps, options.repeats, modes) for clips in clip_sets]
     tables += [("v2", clip_sets[-1], options.v2_steps, 1, v2_modes)] if "v2" in presets else []
     for preset, clips, steps, repeats, modes in tables:
         rows = best_rounds(modes, repeats, lambda mode: run_worker(mode, options, paths[preset], paths[clips], steps))

@@ -123,21 +123,28 @@ def test_activation_checkpointing_repeats_the_gradients_and_keeps_less(batch_and
     gpt = lora_gpt(folder)
     expected_loss, expected_grads = loss_and_gradients(gpt, batch)
     kept_plain = saved_bytes(gpt, batch)
-    checkpointing(gpt, True)
+    checkpointing(gpt, 1)
     loss, grads = loss_and_gradients(gpt, batch)  # dropout on: the recomputed blocks must draw the same masks
     kept_checkpointed = saved_bytes(gpt, batch)
-    checkpointing(gpt, False)
+    checkpointing(gpt, 2)
+    kept_every_second = saved_bytes(gpt, batch)
+    checkpointing(gpt, 0)
 
     assert loss == expected_loss
     for name, grad in grads.items():
         torch.testing.assert_close(grad, expected_grads[name], rtol=1e-3, atol=1e-6, msg=name)
+    assert kept_checkpointed < kept_every_second < kept_plain
     assert kept_checkpointed < kept_plain / 2
     assert saved_bytes(gpt, batch) == kept_plain  # off again: as before
 
 
-def test_lora_runs_checkpoint_by_default_and_full_runs_do_not():
+def test_lora_runs_checkpoint_every_second_block_by_default_and_full_runs_none():
+    from tts_host.errors import TTSHostError
     from tts_host.plugins.xtts.training import FinetuneSettings
 
-    assert FinetuneSettings(lora_rank=8).activation_checkpointing is True
-    assert FinetuneSettings().activation_checkpointing is False
-    assert FinetuneSettings(lora_rank=8, activation_checkpointing=False).activation_checkpointing is False
+    assert FinetuneSettings(lora_rank=8).activation_checkpointing == 2
+    assert FinetuneSettings().activation_checkpointing == 0
+    assert FinetuneSettings(lora_rank=8, activation_checkpointing=0).activation_checkpointing == 0
+    for bad in (-1, True, 1.5, "all"):
+        with pytest.raises(TTSHostError, match="activation_checkpointing must be 0"):
+            FinetuneSettings(activation_checkpointing=bad)
