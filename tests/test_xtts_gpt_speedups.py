@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from xtts_fixtures import tiny_base_dir  # noqa: F401  (fixture)
+from xtts_fixtures import tiny_base_dir, training_batch  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
 def gpt_and_batch(tiny_base_dir, speaker_clips, tmp_path_factory):
     """The tiny base's GPT and a real training batch of two espeak-ng clips."""
-    from tts_host.data.cache import FeatureCache
-    from tts_host.data.prepare import prepare_dataset
-    from tts_host.host import get_host
-    from tts_host.plugins.xtts.features import Collator, ItemBuilder
-    from tts_host.training.clips import dataset_clips
-
-    work = tmp_path_factory.mktemp("speedups")
-    dataset = prepare_dataset(speaker_clips("B", 3)[0][0].parent, work / "prepared", "B", 22050)
-    components = get_host().components_for("xtts", tiny_base_dir)
-    items = ItemBuilder(components["text_encoder"], lambda: components["codec"], "xtts-dvae", "1" * 64,
-                        FeatureCache(work / "cache")).build(dataset_clips(dataset).all()[:2])
-    acoustic = components["acoustic_model"]
-    return acoustic.gpt, Collator(acoustic.mel_stats)(items, random.Random(0))
+    acoustic, batch = training_batch(tiny_base_dir, speaker_clips("B", 3)[0][0].parent,
+                                     tmp_path_factory.mktemp("speedups"))
+    return acoustic.gpt, batch
 
 
 def test_speedups_leave_the_evaluation_loss_unchanged(gpt_and_batch):

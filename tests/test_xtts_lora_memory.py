@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from xtts_fixtures import tiny_base_dir  # noqa: F401  (fixture)
+from xtts_fixtures import tiny_base_dir, training_batch  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
 def batch_and_folder(tiny_base_dir, speaker_clips, tmp_path_factory):
     """A real training batch of two espeak-ng clips, and the tiny base folder its GPTs load from."""
-    from tts_host.data.cache import FeatureCache
-    from tts_host.data.prepare import prepare_dataset
-    from tts_host.host import get_host
-    from tts_host.plugins.xtts.features import Collator, ItemBuilder
-    from tts_host.training.clips import dataset_clips
-
-    work = tmp_path_factory.mktemp("lora-memory")
-    dataset = prepare_dataset(speaker_clips("B", 3)[0][0].parent, work / "prepared", "B", 22050)
-    components = get_host().components_for("xtts", tiny_base_dir)
-    items = ItemBuilder(components["text_encoder"], lambda: components["codec"], "xtts-dvae", "1" * 64,
-                        FeatureCache(work / "cache")).build(dataset_clips(dataset).all()[:2])
-    return Collator(components["acoustic_model"].mel_stats)(items, random.Random(0)), tiny_base_dir
+    _, batch = training_batch(tiny_base_dir, speaker_clips("B", 3)[0][0].parent, tmp_path_factory.mktemp("lora-memory"))
+    return batch, tiny_base_dir
 
 
 def lora_gpt(folder):
