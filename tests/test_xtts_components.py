@@ -11,7 +11,7 @@ import pytest
 
 from tts_host.errors import CompositionError, TTSHostError
 from tts_host.host import get_host
-from xtts_fixtures import tiny_base_dir  # noqa: F401  (fixture)
+from xtts_fixtures import copy_base, tiny_base_dir  # noqa: F401  (fixture)
 
 
 def coqui_xtts(folder):
@@ -157,3 +157,24 @@ def test_training_items_come_from_the_text_encoder_and_the_codec(tiny_base_dir, 
     assert batch["text_inputs"].dtype == torch.int32 and batch["audio_codes"].shape[1] == max(len(i.codes) for i in items)
     assert batch["cond_idxs"].shape == (2, 2)
     assert Collator(mel_norms)(items, None)["cond_idxs"] is None  # evaluation batches: no masking, as coqui
+
+
+def test_the_gpt_loads_the_files_tensors_as_fp32_parameters_even_from_half_precision(tiny_base_dir, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from tts_host.plugins.xtts.files import FILES
+    from tts_host.plugins.xtts.model import load_gpt, read_config
+
+    config = read_config(tiny_base_dir)
+    original = load_gpt(tiny_base_dir, config).state_dict()
+    folder = copy_base(tiny_base_dir, tmp_path / "half")
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in original.items()}, str(folder / FILES["gpt"]))
+
+    loaded = load_gpt(folder, config)
+    params = dict(loaded.named_parameters())
+    assert params and {p.dtype for p in params.values()} == {torch.float32}
+    assert not any(t.is_meta for t in loaded.state_dict().values())
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(value, original[name].half().float() if original[name].is_floating_point()
+                           else original[name]), name

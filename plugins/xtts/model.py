@@ -175,6 +175,8 @@ def load_gpt(folder: Path, config: dict[str, Any]):
     else:
         # read into memory: tensors taken from a mapping would keep every page of the file they touched
         state = model_part(load_tensor_file(Path(folder) / FILES["model"], mapped=False), "gpt.")
+    # fp32 as a built GPT's own parameters are (a file in half precision is widened; fp32 tensors are not copied)
+    state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
     gpt.load_state_dict(state, strict=True, assign=True)
     return gpt
 
