@@ -157,8 +157,9 @@ def check_cpu(flags: set[str] | None = None) -> list[Finding]:
     names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
     present = [label for flag, label in names.items() if flag in flags]
     native_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
-    advice = ("bf16 runs natively: bf16 autocast can speed up training and synthesis" if native_bf16 else
-              "bf16 is emulated on this CPU (slower than fp32): tts-host trains in fp32 here")
+    advice = ("bf16 runs natively: bf16 autocast can speed up training and synthesis, and int8 speech "
+              "vocodes in bf16" if native_bf16 else
+              "bf16 is emulated on this CPU (slower than fp32): tts-host trains, and int8 speech vocodes, in fp32 here")
     cores = os.cpu_count() or 1
     found = f"{platform.machine()}, {cores} cores, {', '.join(present) or 'no AVX2'}; {advice}"
     return [Finding("cpu", INFO if "avx2" in flags else WARN, found,

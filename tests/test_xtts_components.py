@@ -97,6 +97,24 @@ def _budget(components, text: str) -> int:
     return audio_token_budget(text, acoustic.codes_per_second, acoustic.max_audio_tokens)
 
 
+def test_the_vocoder_folds_weight_norm_into_the_weights_it_computes(tiny_base_dir):  # noqa: F811
+    """Weight norm is computed once at load, not at every call, and the audio is bit-identical."""
+    import torch
+    from torch.nn.utils import parametrize
+
+    from tts_host.plugins.xtts.components import load_hifigan
+
+    vocoder = get_host().components_for("xtts", tiny_base_dir)["vocoder"]
+    unfolded = load_hifigan(tiny_base_dir)
+    assert any(parametrize.is_parametrized(layer) for layer in unfolded.modules())
+    assert not any(parametrize.is_parametrized(layer) for layer in vocoder.decoder.modules())
+    generator = torch.Generator().manual_seed(0)
+    latents, speaker = torch.randn(1, 20, 64, generator=generator), torch.randn(1, 512, 1, generator=generator)
+    with torch.inference_mode():
+        expected = unfolded(latents, g=speaker).reshape(-1).numpy()
+    assert np.array_equal(vocoder.vocode({"latents": latents.numpy(), "speaker_embedding": speaker.numpy()}), expected)
+
+
 def test_streamed_speech_decodes_windows_close_to_the_whole(tiny_base_dir, speaker_clips):
     from tts_host.plugins.xtts.synthesis import clone_conditioning, latent_position
     from tts_host.streaming import stream_audio

@@ -36,7 +36,7 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], r
 
     For each sentence (:func:`tts_host.speech.split_text`) the LM samples at most as many speech
     tokens as it can need (:mod:`tts_host.speech`). ``request.precision`` ``int8`` samples from an int8 copy of
-    the LM (CPU only); the codec's decoder stays fp32.
+    the LM (CPU only); the codec's decoder stays fp32 (bf16 made it slower: docs/backends/llasa.md).
     """
     from tts_host.plugins.llasa.generate import Sampling
 

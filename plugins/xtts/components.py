@@ -10,7 +10,7 @@ model, coqui's ``GPT``, is in :mod:`tts_host.plugins.xtts.acoustic`). The host b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from tts_host.plugins.xtts.model import read_config
 from tts_host.plugins.xtts.text import DEFAULT_CHAR_LIMIT
 from tts_host.speech import split_text
 from tts_host.plugins.xtts.files import FILES
+
+if TYPE_CHECKING:
+    import torch
 
 
 class DvaeCodec:
@@ -91,14 +94,18 @@ class BpeTextEncoder:
 
 
 class HifiganVocoder:
-    """XTTS's HiFi-GAN decoder: GPT latents + d-vector -> 24 kHz audio."""
+    """XTTS's HiFi-GAN decoder: GPT latents + d-vector -> 24 kHz audio.
+
+    The decoder only ever runs forward here, so its weight-norm parametrisations are folded into plain
+    weights once, at load (:func:`fold_weight_norm`), instead of being recomputed at every call.
+    """
 
     def __init__(self, model_folder: Path, device: str = "cpu") -> None:
         import torch
 
         folder = Path(model_folder)
         self.device = torch.device(device)
-        self.decoder = load_hifigan(folder).to(self.device)
+        self.decoder = fold_weight_norm(load_hifigan(folder)).to(self.device)
         self.sample_rate = int(read_config(folder)["model_args"]["output_sample_rate"])
 
     def vocode(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -131,6 +138,17 @@ class ResnetSpeakerEncoder:
         with torch.inference_mode():
             audio = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).reshape(1, -1).to(self.device)
             return self.encoder.forward(audio, l2_norm=True)[0].float().cpu().numpy()
+
+
+def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with every parametrised weight (weight norm) replaced by the weight it computes, same values."""
+    from torch.nn.utils import parametrize
+
+    for layer in list(module.modules()):
+        if parametrize.is_parametrized(layer):
+            for name in list(layer.parametrizations):
+                parametrize.remove_parametrizations(layer, name, leave_parametrized=True)
+    return module
 
 
 def load_hifigan(folder: Path):

@@ -12,7 +12,6 @@ conditioning latent (22.05 kHz audio), both from the reference clips.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -23,6 +22,7 @@ from tts_host.contract import SpeakRequest, Speech
 from tts_host.errors import TTSHostError
 from tts_host.plugins.xtts import SAMPLE_RATE, SPEAKER_SAMPLE_RATE
 from tts_host.speech import audio_token_budget, join_speech, pause
+from tts_host.speech_precision import decoding_autocast, sampling_autocast
 from tts_host.streaming import stream_audio
 
 if TYPE_CHECKING:
@@ -89,8 +89,9 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], l
                request: SpeakRequest) -> Speech:
     """Speech for ``request.text``: a sentence at a time, joined with short pauses.
 
-    ``request.precision``: ``bf16`` autocasts the GPT's sampling; ``int8`` samples from an int8 copy of
-    the GPT (CPU only; :meth:`GptAcousticModel.inference_gpt`), the vocoder staying fp32.
+    ``request.precision`` (:mod:`tts_host.speech_precision`): ``bf16`` autocasts the GPT's sampling and the
+    vocoder; ``int8`` samples from an int8 copy of the GPT (CPU only; :meth:`GptAcousticModel.inference_gpt`)
+    and vocodes in bf16 on CPUs that compute it natively, else in fp32.
     """
     import torch
 
@@ -102,8 +103,13 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], l
     vocoder = components["vocoder"]
     speaker = np.asarray(conditioning["speaker_embedding"], dtype=np.float32)
     settings = sampling_settings(acoustic.config, request)
-    autocast = (torch.autocast(acoustic.device.type, dtype=torch.bfloat16) if request.precision == "bf16"
-                else contextlib.nullcontext())
+    autocast = sampling_autocast(request.precision, acoustic.device.type)
+    decoding = decoding_autocast(request.precision, acoustic.device.type)
+
+    def vocode(latents: np.ndarray) -> np.ndarray:
+        with decoding:
+            return vocoder.vocode({"latents": latents, "speaker_embedding": speaker})
+
     rate = int(vocoder.sample_rate)
     torch.manual_seed(request.seed)
     started, first = time.perf_counter(), None
@@ -115,14 +121,13 @@ def synthesize(components: Components, conditioning: Mapping[str, np.ndarray], l
         if not request.stream:
             with autocast:
                 latents = acoustic.generate(tokens, conditioning, **options)["latents"]
-            pieces.append(vocoder.vocode({"latents": latents, "speaker_embedding": speaker}))
+            pieces.append(vocode(latents))
             continue
         if index and request.on_chunk is not None:
             request.on_chunk(pause(rate))
         parts = []
         for part in stream_audio(acoustic.stream(tokens, conditioning, chunk_tokens=STREAM_CHUNK_TOKENS, **options),
-                                 lambda latents: vocoder.vocode({"latents": latents, "speaker_embedding": speaker}),
-                                 latent_position(acoustic.config), autocast):
+                                 vocode, latent_position(acoustic.config), autocast):
             if first is None:
                 first = time.perf_counter() - started
             parts.append(part)
