@@ -1,13 +1,14 @@
-"""int8 copies of torch modules for CPU speech: dynamic quantisation of every linear layer.
+"""int8 and bf16 copies of torch modules for speech: dynamic int8 linear layers, or matrix layers stored in bf16.
 
 :func:`int8_copy` returns a copy whose linear layers hold int8 weights (activations are quantised
 on the fly, per batch: torch's ``quantize_dynamic``); everything else (embeddings, norms,
 convolutions) stays as it was. transformers' GPT-2 ``Conv1D`` (a linear layer stored input x output,
 which torch's quantisation does not recognise) becomes an equivalent ``nn.Linear`` first. peft LoRA
 layers are merged into the copy first, so it speaks through the adapter that was active.
+:func:`bf16_copy` stores the matrix layers' weights in bf16 instead, for sampling under bf16 autocast.
 
-The original module is never changed: the copy shares the tensors it only reads (embeddings, norms: no
-second copy in memory) and makes its own of those it changes. Dynamic int8 runs on the CPU only. The
+The original module is never changed: a copy shares the tensors it only reads (embeddings, norms: no
+second copy in memory) and makes its own of those it changes. Dynamic int8 runs on the CPU only. A
 copy is a snapshot: after the original's weights change (training), make a new one.
 """
 
@@ -89,6 +90,23 @@ def int8_copy(module: torch.nn.Module) -> torch.nn.Module:
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated", category=DeprecationWarning)
         torch.ao.quantization.quantize_dynamic(quantised, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     return quantised.eval()
+
+
+def bf16_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` for bf16 speech: the weights and biases of its matrix layers (linear, 1-D convolution,
+    GPT-2 ``Conv1D``) stored in bf16, the active LoRA adapter merged in first; the rest shared. Run it under bf16
+    autocast: autocast rounds fp32 weights to bf16 at every use (inference keeps no cache of them), so the copy
+    computes the same numbers without rounding every weight again for every token. ``module`` stays as it was."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    halved = _copy_sharing_tensors(module)
+    _merge_lora(halved)
+    for layer in halved.modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv1d, Conv1D)):
+            for name, tensor in list(layer.named_parameters(recurse=False)):  # new tensors: the original's stay
+                setattr(layer, name, torch.nn.Parameter(tensor.detach().to(torch.bfloat16), requires_grad=False))
+    return halved.eval()
 
 
 def int8_layers(module: torch.nn.Module) -> dict[str, int]:

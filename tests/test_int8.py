@@ -1,5 +1,6 @@
 """int8 speech: dynamic int8 copies of the XTTS GPT and the Llasa LM, per call (``speak --precision int8``) and
-per voice (``voices set NAME --precision``); backends that cannot speak int8 refuse it in one line."""
+per voice (``voices set NAME --precision``); backends that cannot speak int8 refuse it in one line. Also the
+bf16 copy of the XTTS GPT that bf16 speech samples from."""
 
 from __future__ import annotations
 
@@ -112,6 +113,36 @@ def test_the_int8_xtts_gpt_is_quantised_close_and_leaves_the_gpt_as_it_was(tiny_
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_bf16_speech_samples_from_a_bf16_copy_that_computes_what_autocast_computes(tiny_base_dir):  # noqa: F811
+    """bf16 speech's GPT holds its matrix layers in bf16 (not rounded again at every token): the same codes and
+    latents as bf16 autocast over the fp32 GPT, the GPT unchanged; an int8 call then replaces the copy."""
+    import torch
+
+    from tts_host.plugins.xtts.acoustic import GptAcousticModel
+
+    acoustic = GptAcousticModel(tiny_base_dir)
+    conditioning = {"gpt_cond_latent": _fixed_inputs(acoustic)[2].numpy()}
+    text = np.arange(5, 25)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.manual_seed(1)
+        over_fp32 = acoustic.generate(text, conditioning, max_new_tokens=30)
+        before = {name: tensor.clone() for name, tensor in acoustic.gpt.state_dict().items()}
+        torch.manual_seed(1)
+        spoken = acoustic.generate(text, conditioning, max_new_tokens=30, precision="bf16")
+    copy = acoustic.inference_gpt("bf16")
+    assert acoustic.speech_copy_precision == "bf16" and acoustic.inference_gpt("bf16") is copy  # made once
+    assert copy.gpt.h[0].attn.c_attn.weight.dtype == copy.mel_head.weight.dtype == torch.bfloat16
+    assert acoustic.gpt.gpt.h[0].attn.c_attn.weight.dtype == torch.float32
+    assert copy.mel_embedding.weight is acoustic.gpt.mel_embedding.weight  # what it only reads is shared
+    assert spoken["codes"].size > 0
+    for key in ("codes", "latents"):
+        assert np.array_equal(over_fp32[key], spoken[key])
+    after = acoustic.gpt.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    acoustic.inference_gpt("int8")
+    assert acoustic.speech_copy_precision == "int8"
+
+
 def test_an_int8_copy_merges_the_active_lora_adapter(tiny_base_dir):  # noqa: F811
     import torch
 
@@ -202,7 +233,7 @@ def test_a_voice_speaks_in_its_own_precision_unless_a_request_names_one(home, mo
 
         speech = service.submit(SpeakRequest("y", TEXT, tmp_path / "unused.wav", seed=5), threading.Event()).result()
         [loaded] = service.models._models.values()
-        assert speech.audio.size > 0 and getattr(loaded.components["acoustic_model"], "_int8", None) is not None
+        assert speech.audio.size > 0 and loaded.components["acoustic_model"].speech_copy_precision == "int8"
     finally:
         service.close()
 

@@ -46,8 +46,9 @@ class GptAcousticModel:
         """The LoRA adapter speech goes through (``None``: the GPT itself)."""
         self.adapter_configs: dict[str, LoraConfig] = {}
         """Every loaded adapter's peft config, by name."""
-        self._int8: tuple[str | None, Any] | None = None
-        """The int8 copy of the GPT speech last used (:meth:`inference_gpt`) and the adapter merged into it."""
+        self._copy: tuple[str, str | None, Any] | None = None
+        """The reduced-precision copy of the GPT speech last used (:meth:`inference_gpt`): its precision, the
+        adapter merged into it, the copy."""
         adapter = folder_adapter(folder)
         if adapter is not None:
             self.use_adapter(FOLDER_ADAPTER, adapter)
@@ -73,8 +74,8 @@ class GptAcousticModel:
             self.use_adapter(None)
         lora.remove_adapter(self.gpt, name)
         self.adapter_configs.pop(name, None)
-        if self._int8 is not None and self._int8[0] == name:
-            self._int8 = None  # merged from the adapter just dropped: an adapter loaded later under its name is another
+        if self._copy is not None and self._copy[1] == name:
+            self._copy = None  # merged from the adapter just dropped: an adapter loaded later under its name is another
 
     @property
     def codes_per_second(self) -> float:
@@ -125,24 +126,30 @@ class GptAcousticModel:
             self._ready_for_inference = True
 
     def inference_gpt(self, precision: str | None = "fp32") -> Any:
-        """The GPT speech samples from: :attr:`gpt` itself, or for ``int8`` a cached int8 copy of it
-        (:func:`tts_host.quantisation.int8_copy`: linear layers int8, the active LoRA adapter merged in; CPU only).
+        """The GPT speech samples from: :attr:`gpt` itself for fp32, else a cached copy of it in ``precision``,
+        the active LoRA adapter merged in (:mod:`tts_host.quantisation`: ``int8`` linear layers, CPU only;
+        ``bf16`` matrix layers stored in bf16, sampled under bf16 autocast).
 
-        The copy is made once and again only when the adapter in use is another one.
+        The copy is made once and again only when the precision or the adapter in use is another one.
         """
-        if precision != "int8":
-            self._prepare_inference()
+        self._prepare_inference()
+        if precision not in ("int8", "bf16"):
             return self.gpt
-        if self._int8 is None or self._int8[0] != self.adapter:
-            from tts_host.quantisation import int8_copy
+        if self._copy is None or self._copy[:2] != (precision, self.adapter):
+            from tts_host.quantisation import bf16_copy, int8_copy
 
-            self._prepare_inference()
-            quantised = int8_copy(self.gpt)
+            self._copy = None  # the copy it replaces goes first: never two copies at once
+            copy = (int8_copy if precision == "int8" else bf16_copy)(self.gpt)
             with quiet_transformers():
-                quantised.init_gpt_for_inference()  # its inference wrapper over the copy's own (int8) layers
-                quantised.eval()
-            self._int8 = (self.adapter, quantised)
-        return self._int8[1]
+                copy.init_gpt_for_inference()  # its inference wrapper over the copy's own layers
+                copy.eval()
+            self._copy = (precision, self.adapter, copy)
+        return self._copy[2]
+
+    @property
+    def speech_copy_precision(self) -> str | None:
+        """The precision of the GPT copy speech last sampled from (``None``: none made yet)."""
+        return self._copy[0] if self._copy is not None else None
 
     def _inputs(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
         import torch
@@ -153,7 +160,7 @@ class GptAcousticModel:
 
     def generate(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray], *, precision: str | None = "fp32",
                  **sampling: Any) -> dict[str, np.ndarray]:
-        """``{"codes": (n,), "latents": (1, n, dim)}`` for one sentence (``precision`` ``int8``: :meth:`inference_gpt`).
+        """``{"codes": (n,), "latents": (1, n, dim)}`` for one sentence (``precision``: :meth:`inference_gpt`).
 
         ``sampling``: transformers generation options (``temperature``, ``top_p``, ``top_k``,
         ``repetition_penalty``, ``length_penalty``, ``max_new_tokens``).
