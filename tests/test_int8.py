@@ -115,7 +115,7 @@ def test_the_int8_xtts_gpt_is_quantised_close_and_leaves_the_gpt_as_it_was(tiny_
 
 def test_bf16_speech_samples_from_a_bf16_copy_that_computes_what_autocast_computes(tiny_base_dir):  # noqa: F811
     """bf16 speech's GPT holds its matrix layers in bf16 (not rounded again at every token): the same codes and
-    latents as bf16 autocast over the fp32 GPT, the GPT unchanged; an int8 call then replaces the copy."""
+    latents as bf16 autocast over the fp32 GPT, the GPT unchanged; an int8 call adds its own copy beside it."""
     import torch
 
     from tts_host.plugins.xtts.acoustic import GptAcousticModel
@@ -130,7 +130,7 @@ def test_bf16_speech_samples_from_a_bf16_copy_that_computes_what_autocast_comput
         torch.manual_seed(1)
         spoken = acoustic.generate(text, conditioning, max_new_tokens=30, precision="bf16")
     copy = acoustic.inference_gpt("bf16")
-    assert acoustic.speech_copy_precision == "bf16" and acoustic.inference_gpt("bf16") is copy  # made once
+    assert acoustic.speech_copies == {"bf16"} and acoustic.inference_gpt("bf16") is copy  # made once
     assert copy.gpt.h[0].attn.c_attn.weight.dtype == copy.mel_head.weight.dtype == torch.bfloat16
     assert acoustic.gpt.gpt.h[0].attn.c_attn.weight.dtype == torch.float32
     assert copy.mel_embedding.weight is acoustic.gpt.mel_embedding.weight  # what it only reads is shared
@@ -139,8 +139,9 @@ def test_bf16_speech_samples_from_a_bf16_copy_that_computes_what_autocast_comput
         assert np.array_equal(over_fp32[key], spoken[key])
     after = acoustic.gpt.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    acoustic.inference_gpt("int8")
-    assert acoustic.speech_copy_precision == "int8"
+    int8 = acoustic.inference_gpt("int8")  # speech in both precisions keeps both copies: neither is rebuilt
+    assert acoustic.speech_copies == {"bf16", "int8"} and acoustic.inference_gpt("bf16") is copy
+    assert acoustic.inference_gpt("int8") is int8
 
 
 def test_an_int8_copy_merges_the_active_lora_adapter(tiny_base_dir):  # noqa: F811
@@ -233,7 +234,7 @@ def test_a_voice_speaks_in_its_own_precision_unless_a_request_names_one(home, mo
 
         speech = service.submit(SpeakRequest("y", TEXT, tmp_path / "unused.wav", seed=5), threading.Event()).result()
         [loaded] = service.models._models.values()
-        assert speech.audio.size > 0 and loaded.components["acoustic_model"].speech_copy_precision == "int8"
+        assert speech.audio.size > 0 and "int8" in loaded.components["acoustic_model"].speech_copies
     finally:
         service.close()
 

@@ -46,9 +46,9 @@ class GptAcousticModel:
         """The LoRA adapter speech goes through (``None``: the GPT itself)."""
         self.adapter_configs: dict[str, LoraConfig] = {}
         """Every loaded adapter's peft config, by name."""
-        self._copy: tuple[str, str | None, Any] | None = None
-        """The reduced-precision copy of the GPT speech last used (:meth:`inference_gpt`): its precision, the
-        adapter merged into it, the copy."""
+        self._copies: dict[str, tuple[str | None, Any]] = {}
+        """By precision, the reduced-precision copy of the GPT speech last used (:meth:`inference_gpt`): the
+        adapter merged into it, and the copy."""
         adapter = folder_adapter(folder)
         if adapter is not None:
             self.use_adapter(FOLDER_ADAPTER, adapter)
@@ -74,8 +74,9 @@ class GptAcousticModel:
             self.use_adapter(None)
         lora.remove_adapter(self.gpt, name)
         self.adapter_configs.pop(name, None)
-        if self._copy is not None and self._copy[1] == name:
-            self._copy = None  # merged from the adapter just dropped: an adapter loaded later under its name is another
+        for precision, (merged, _) in list(self._copies.items()):
+            if merged == name:  # merged from the adapter just dropped: an adapter loaded later under its name is another
+                del self._copies[precision]
 
     @property
     def codes_per_second(self) -> float:
@@ -130,26 +131,27 @@ class GptAcousticModel:
         the active LoRA adapter merged in (:mod:`tts_host.quantisation`: ``int8`` linear layers, CPU only;
         ``bf16`` matrix layers stored in bf16, sampled under bf16 autocast).
 
-        The copy is made once and again only when the precision or the adapter in use is another one.
+        Each precision's copy is made once, and again only when the adapter in use is another one (the
+        copy it replaces goes first).
         """
         self._prepare_inference()
         if precision not in ("int8", "bf16"):
             return self.gpt
-        if self._copy is None or self._copy[:2] != (precision, self.adapter):
+        if precision not in self._copies or self._copies[precision][0] != self.adapter:
             from tts_host.quantisation import bf16_copy, int8_copy
 
-            self._copy = None  # the copy it replaces goes first: never two copies at once
+            self._copies.pop(precision, None)
             copy = (int8_copy if precision == "int8" else bf16_copy)(self.gpt)
             with quiet_transformers():
                 copy.init_gpt_for_inference()  # its inference wrapper over the copy's own layers
                 copy.eval()
-            self._copy = (precision, self.adapter, copy)
-        return self._copy[2]
+            self._copies[precision] = (self.adapter, copy)
+        return self._copies[precision][1]
 
     @property
-    def speech_copy_precision(self) -> str | None:
-        """The precision of the GPT copy speech last sampled from (``None``: none made yet)."""
-        return self._copy[0] if self._copy is not None else None
+    def speech_copies(self) -> frozenset[str]:
+        """The precisions of the GPT copies made for speech so far (and still held)."""
+        return frozenset(self._copies)
 
     def _inputs(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
         import torch
