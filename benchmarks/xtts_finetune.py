@@ -204,8 +204,8 @@ def main() -> None:
     parser.add_argument("--v2-modes", default=",".join(TRAINING_MODES), help="comma-separated runs of the v2 table")
     parser.add_argument("--skip-v2", action="store_true")
     parser.add_argument("--v2-synthesis", action="store_true", help="also run the synthesis table on the v2 base")
-    parser.add_argument("--synthesis-rounds", type=int, default=3,
-                        help="timed rounds of the synthesis table, after a warm-up; each run's best is reported")
+    parser.add_argument("--synthesis-rounds", type=lambda text: max(1, int(text)), default=3,
+                        help="timed rounds of the synthesis table (at least 1), after a warm-up; each run's best is reported")
     parser.add_argument("--clips", choices=("short", "long", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of every training run; the best is reported")
     parser.add_argument("--quality-steps", type=int, default=0,

@@ -40,7 +40,7 @@ def largest_difference(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def worker_synthesis(options: argparse.Namespace) -> dict:
-    """Seconds, audio length and first-audio delay of every run (each run's second, warm call); int8 vs fp32."""
+    """Seconds (best round, and the spread), audio length and first-audio delay of every run; int8 vs fp32."""
     import torch
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts

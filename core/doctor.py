@@ -156,7 +156,7 @@ def check_cpu(flags: set[str] | None = None) -> list[Finding]:
     flags = cpu_flags() if flags is None else flags
     names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
     present = [label for flag, label in names.items() if flag in flags]
-    native_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+    native_bf16 = "avx512_bf16" in flags  # what torch's check (training.devices.cpu_has_bf16) reads; AMX CPUs have it
     advice = ("bf16 runs natively: bf16 autocast can speed up training and synthesis, and int8 speech "
               "vocodes in bf16" if native_bf16 else
               "bf16 is emulated on this CPU (slower than fp32): tts-host trains, and int8 speech vocodes, in fp32 here")

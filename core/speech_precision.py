@@ -4,7 +4,7 @@ Speech has two parts: the model that samples codes (a GPT, an LM) and the decode
 audio (a vocoder, a codec's decoder). A backend samples in :func:`sampling_autocast` (bf16 autocast for
 ``bf16``; ``int8`` samples from the backend's int8 copy of its model, :mod:`tts_host.quantisation`) and
 decodes in :func:`decoding_autocast`: fp32 for ``fp32``, bf16 autocast for ``bf16``, and for ``int8``
-bf16 autocast where the CPU computes bf16 natively (AVX512-BF16, AMX), fp32 elsewhere. Dynamic int8
+bf16 autocast where the CPU computes bf16 natively (AVX512-BF16, which AMX CPUs have too), fp32 elsewhere. Dynamic int8
 does not cover convolutions, and on such CPUs bf16 makes XTTS's HiFi-GAN 1.7x faster, its largest
 sample change under 2% of the peak and Resemblyzer's similarity to fp32 1.0000
 (``benchmarks/xtts_synthesis.py``), while emulated bf16 would be slower than fp32. A backend whose decoder does not gain from bf16 (Llasa's small X-Codec-2.0

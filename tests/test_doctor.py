@@ -100,7 +100,7 @@ def test_help_does_not_import_torch():
 
 @pytest.mark.parametrize("flags, advice", [
     ({"avx2", "avx512f", "avx512_bf16"}, "bf16 runs natively"),
-    ({"avx2", "amx_bf16"}, "int8 speech vocodes in bf16"),
+    ({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, "int8 speech vocodes in bf16"),
     ({"avx2"}, "bf16 is emulated on this CPU"),
 ])
 def test_cpu_advice_follows_the_flags(flags, advice):

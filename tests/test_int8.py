@@ -126,12 +126,14 @@ def test_bf16_speech_samples_from_a_bf16_copy_that_computes_what_autocast_comput
     with torch.autocast("cpu", dtype=torch.bfloat16):
         torch.manual_seed(1)
         over_fp32 = acoustic.generate(text, conditioning, max_new_tokens=30)
-        before = {name: tensor.clone() for name, tensor in acoustic.gpt.state_dict().items()}
-        torch.manual_seed(1)
-        spoken = acoustic.generate(text, conditioning, max_new_tokens=30, precision="bf16")
+    before = {name: tensor.clone() for name, tensor in acoustic.gpt.state_dict().items()}
+    torch.manual_seed(1)
+    spoken = acoustic.generate(text, conditioning, max_new_tokens=30, precision="bf16")  # opens its own autocast
     copy = acoustic.inference_gpt("bf16")
     assert acoustic.speech_copies == {"bf16"} and acoustic.inference_gpt("bf16") is copy  # made once
     assert copy.gpt.h[0].attn.c_attn.weight.dtype == copy.mel_head.weight.dtype == torch.bfloat16
+    # sampling (gpt_inference) goes through the copy's own bf16 layers
+    assert copy.gpt_inference.transformer is copy.gpt and copy.gpt_inference.lm_head[1].weight.dtype == torch.bfloat16
     assert acoustic.gpt.gpt.h[0].attn.c_attn.weight.dtype == torch.float32
     assert copy.mel_embedding.weight is acoustic.gpt.mel_embedding.weight  # what it only reads is shared
     assert spoken["codes"].size > 0
@@ -139,18 +141,24 @@ def test_bf16_speech_samples_from_a_bf16_copy_that_computes_what_autocast_comput
         assert np.array_equal(over_fp32[key], spoken[key])
     after = acoustic.gpt.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(TTSHostError, match="bf16 streaming samples under bf16 autocast"):
+        next(acoustic.stream(text, conditioning, max_new_tokens=30, precision="bf16"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        streamed = list(acoustic.stream(text, conditioning, max_new_tokens=30, precision="bf16"))
+    assert streamed and all(np.isfinite(piece).all() for piece in streamed)
     int8 = acoustic.inference_gpt("int8")  # speech in both precisions keeps both copies: neither is rebuilt
     assert acoustic.speech_copies == {"bf16", "int8"} and acoustic.inference_gpt("bf16") is copy
     assert acoustic.inference_gpt("int8") is int8
 
 
-def test_an_int8_copy_merges_the_active_lora_adapter(tiny_base_dir):  # noqa: F811
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_a_speech_copy_merges_the_active_lora_adapter(tiny_base_dir, precision):  # noqa: F811
     import torch
 
     from tts_host import lora
     from tts_host.plugins.xtts.acoustic import GptAcousticModel
     from tts_host.plugins.xtts.lora import lora_config
-    from tts_host.quantisation import int8_copy, int8_layers
+    from tts_host.quantisation import bf16_copy, int8_copy, int8_layers
 
     acoustic = GptAcousticModel(tiny_base_dir)
     gpt = acoustic.gpt.eval()
@@ -165,10 +173,12 @@ def test_an_int8_copy_merges_the_active_lora_adapter(tiny_base_dir):  # noqa: F8
     plain = _latents(gpt, *inputs)
     lora.activate(gpt, "a")
 
-    quantised = int8_copy(gpt)
-    assert int8_layers(quantised)["quantised"] > 0 and lora.loaded_adapters(quantised) == set()
+    copy = (int8_copy if precision == "int8" else bf16_copy)(gpt)
+    assert lora.loaded_adapters(copy) == set()
+    assert int8_layers(copy)["quantised"] > 0 if precision == "int8" else copy.gpt.h[0].attn.c_attn.weight.dtype == torch.bfloat16
     assert lora.loaded_adapters(gpt) == {"a"} and torch.equal(_latents(gpt, *inputs), adapted)  # untouched
-    through = _latents(quantised, *inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        through = _latents(copy, *inputs).float()
     assert float((through - adapted).abs().max()) < 0.2 * float((adapted - plain).abs().max())
 
 

@@ -165,13 +165,16 @@ class GptAcousticModel:
         """``{"codes": (n,), "latents": (1, n, dim)}`` for one sentence (``precision``: :meth:`inference_gpt`).
 
         ``sampling``: transformers generation options (``temperature``, ``top_p``, ``top_k``,
-        ``repetition_penalty``, ``length_penalty``, ``max_new_tokens``).
+        ``repetition_penalty``, ``length_penalty``, ``max_new_tokens``). Runs in the precision's sampling
+        autocast (:func:`tts_host.speech_precision.sampling_autocast`).
         """
         import torch
 
+        from tts_host.speech_precision import sampling_autocast
+
         gpt = self.inference_gpt(precision)
         tokens, latent = self._inputs(text_tokens, conditioning)
-        with torch.inference_mode(), quiet_transformers():
+        with sampling_autocast(precision or "fp32", self.device.type), torch.inference_mode(), quiet_transformers():
             codes = gpt.generate(cond_latents=latent, text_inputs=tokens, do_sample=True, num_beams=1,
                                  num_return_sequences=1, output_attentions=False, **sampling)
             latents = gpt(tokens, torch.tensor([tokens.shape[-1]], device=self.device), codes,
@@ -182,11 +185,17 @@ class GptAcousticModel:
     def stream(self, text_tokens: Any, conditioning: Mapping[str, np.ndarray], *, chunk_tokens: int = 20,
                precision: str | None = "fp32", **sampling: Any) -> Iterator[np.ndarray]:
         """Latents ``(1, k, dim)`` as the GPT samples them: ``chunk_tokens`` codes first, then growing windows
-        (:func:`tts_host.streaming.window_sizes`); ``precision`` as for :meth:`generate`."""
+        (:func:`tts_host.streaming.window_sizes`); ``precision`` as for :meth:`generate`. A generator cannot
+        hold an autocast open between its pieces without leaking it to the caller, so ``bf16`` is iterated
+        under the caller's bf16 autocast (as :func:`tts_host.streaming.stream_audio` does), else refused."""
         import torch
         from TTS.tts.layers.xtts.stream_generator import init_stream_support
 
         from tts_host.streaming import window_sizes
+
+        if precision == "bf16" and not torch.is_autocast_enabled(self.device.type):
+            raise TTSHostError("bf16 streaming samples under bf16 autocast: iterate it inside "
+                               "tts_host.speech_precision.sampling_autocast('bf16', device)")
 
         init_stream_support()  # coqui's streaming generate (coqui's Xtts module does this when it is imported)
 
