@@ -104,7 +104,8 @@ def adapter_rank(folder: Path) -> int:
     return int(json.loads((Path(folder) / ADAPTER_CONFIG).read_text(encoding="utf-8"))["r"])
 
 
-def _lora_layers(module: torch.nn.Module) -> list:
+def lora_layers(module: torch.nn.Module) -> list:
+    """The peft LoRA layers inside ``module``."""
     from peft.tuners.lora import LoraLayer
 
     return [layer for layer in module.modules() if isinstance(layer, LoraLayer)]
@@ -112,7 +113,7 @@ def _lora_layers(module: torch.nn.Module) -> list:
 
 def activate(module: torch.nn.Module, name: str | None) -> None:
     """Make adapter ``name`` the one ``module`` computes with; ``None``: the base alone."""
-    for layer in _lora_layers(module):
+    for layer in lora_layers(module):
         if name is None:
             layer.enable_adapters(False)
             continue
@@ -124,7 +125,7 @@ def activate(module: torch.nn.Module, name: str | None) -> None:
 
 
 def _trainable_name(module: torch.nn.Module) -> str | None:
-    for layer in _lora_layers(module):
+    for layer in lora_layers(module):
         for adapters in (layer.lora_A, layer.lora_embedding_A):
             for adapter, part in adapters.items():
                 weight = part.weight if hasattr(part, "weight") else part
@@ -144,14 +145,14 @@ def set_trainable(module: torch.nn.Module, name: str | None) -> None:
 def loaded_adapters(module: torch.nn.Module) -> set[str]:
     """The names of the adapters injected into ``module``."""
     names: set[str] = set()
-    for layer in _lora_layers(module):
+    for layer in lora_layers(module):
         names.update(layer.lora_A.keys(), layer.lora_embedding_A.keys())
     return names
 
 
 def remove_adapter(module: torch.nn.Module, name: str) -> None:
     """Drop adapter ``name`` from every layer of ``module`` (its memory goes back)."""
-    for layer in _lora_layers(module):
+    for layer in lora_layers(module):
         if name in layer.lora_A or name in layer.lora_embedding_A:
             layer.delete_adapter(name)
 
@@ -163,15 +164,21 @@ def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def merged_copy(module: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``module`` with its active adapter merged into the base layers and the LoRA layers removed."""
-    merged = copy.deepcopy(module)
-    for parent in list(merged.modules()):
+    return merge_in_place(copy.deepcopy(module))
+
+
+def merge_in_place(module: torch.nn.Module) -> torch.nn.Module:
+    """Merge each LoRA layer's active adapter into its base layer and put the base layer in its place; returns
+    ``module``. For copies only (:func:`merged_copy`, :mod:`tts_host.quantisation`): its adapters are gone after."""
+    layers = {id(layer) for layer in lora_layers(module)}
+    for parent in list(module.modules()):
         for child_name, child in list(parent.named_children()):
-            if child in _lora_layers(parent) and hasattr(child, "get_base_layer"):
-                if not child.disable_adapters:
+            if id(child) in layers:
+                if not child.disable_adapters and child.active_adapters:
                     with _quiet_peft():
                         child.merge(safe_merge=True)
                 setattr(parent, child_name, child.get_base_layer())
-    return merged
+    return module
 
 
 def validate_adapter(folder: Path, layer_shapes: dict[str, tuple[int, ...]] | None = None) -> int:

@@ -19,40 +19,19 @@ import warnings
 from typing import TYPE_CHECKING
 
 from tts_host.errors import TTSHostError
+from tts_host.lora import lora_layers, merge_in_place
 
 if TYPE_CHECKING:
     import torch
 
 
-def _lora_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
-    """The peft LoRA layers (``BaseTunerLayer``) inside ``module``."""
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:  # no peft: no LoRA layers either
-        return []
-    return [layer for layer in module.modules() if isinstance(layer, BaseTunerLayer)]
-
-
 def _copy_sharing_tensors(module: torch.nn.Module) -> torch.nn.Module:
     """A deep copy of ``module`` that shares the original's tensors, which it only reads (quantising makes new int8
     ones), except those of the layers under LoRA layers, whose weights merging changes (those are copied)."""
-    merged = {id(tensor) for layer in _lora_layers(module)
+    merged = {id(tensor) for layer in lora_layers(module)
               for tensor in [*layer.get_base_layer().parameters(), *layer.get_base_layer().buffers()]}
     shared = {id(tensor): tensor for tensor in [*module.parameters(), *module.buffers()] if id(tensor) not in merged}
     return copy.deepcopy(module, memo=shared)
-
-
-def _merge_lora(module: torch.nn.Module) -> None:
-    """Merge each peft LoRA layer's active adapter into its base layer and put the base layer in its place."""
-    lora_layers = {id(layer) for layer in _lora_layers(module)}
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if id(child) in lora_layers:
-                if not getattr(child, "disable_adapters", False) and child.active_adapters:
-                    with warnings.catch_warnings():
-                        warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
-                        child.merge(safe_merge=True)
-                setattr(parent, name, child.get_base_layer())
 
 
 def conv1d_as_linear(conv: torch.nn.Module) -> torch.nn.Linear:
@@ -84,7 +63,7 @@ def int8_copy(module: torch.nn.Module) -> torch.nn.Module:
     if device is not None:
         raise TTSHostError(f"int8 speech runs on the CPU only (this model is on {device}): use fp32 or bf16 there")
     quantised = _copy_sharing_tensors(module)
-    _merge_lora(quantised)
+    merge_in_place(quantised)
     _replace_conv1d(quantised)
     with warnings.catch_warnings():  # torch >= 2.9 points to torchao (not a dependency); torch.ao still works
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated", category=DeprecationWarning)
@@ -101,7 +80,7 @@ def bf16_copy(module: torch.nn.Module) -> torch.nn.Module:
     from transformers.pytorch_utils import Conv1D
 
     halved = _copy_sharing_tensors(module)
-    _merge_lora(halved)
+    merge_in_place(halved)
     for layer in halved.modules():
         if isinstance(layer, (torch.nn.Linear, torch.nn.Conv1d, Conv1D)):
             for name, tensor in list(layer.named_parameters(recurse=False)):  # new tensors: the original's stay
